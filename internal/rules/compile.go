@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
@@ -657,6 +656,10 @@ func (c *exprCompiler) args(n ast.Node, nodes []ast.Node, s *scope, name string,
 func (c *exprCompiler) call(n *ast.CallNode, s *scope) (cval, *compileErr) {
 	id, ok := n.Callee.(*ast.IdentifierNode)
 	if !ok {
+		// now().Hour() and the like: name the refused function, not the call.
+		if b, found := ast.Find(n.Callee, func(x ast.Node) bool { _, ok := x.(*ast.BuiltinNode); return ok }).(*ast.BuiltinNode); found {
+			return c.builtin(b, s)
+		}
 		return cval{}, errAt(n, "only the functions pct_change, has, default, min, max and abs can be called")
 	}
 	switch id.Value {
@@ -776,20 +779,4 @@ func (c *exprCompiler) builtin(n *ast.BuiltinNode, s *scope) (cval, *compileErr)
 		return strVal(func(r *Row) string { return conv(f(r)) }), nil
 	}
 	return cval{}, errAt(n, "function %s is not available in rules (available: %s)", n.Name, strings.Join(functionNames, ", "))
-}
-
-func quoteName(s string) string {
-	if isIdent(s) {
-		return s
-	}
-	return strconv.Quote(s)
-}
-
-func isIdent(s string) bool {
-	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return s != ""
 }

@@ -545,7 +545,7 @@ func (ld *loader) rule(d *yamlx.Decoder, g *Group, rs *ruleSpec) *Rule {
 		}
 		r.when, r.whenNode = v.tri, node
 	}
-	if s.ratioName != "" && !s.volume {
+	if s.ratioName != "" && !s.volume && len(d.Diags.Errors()) == before {
 		d.Diags.Warnf(d.OffsetPos(rs.When.Node, s.ratioPos), "rule %s compares %s without any volume condition (spend, impressions, purchases, clicks, ...): a ratio on a handful of events swings wildly; add e.g. impressions > 1000", r.Name, s.ratioName)
 	}
 	ld.action(d, r, rs, s)

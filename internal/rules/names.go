@@ -1,9 +1,6 @@
 package rules
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // Level is the kind of object a rule evaluates.
 type Level uint8
@@ -137,7 +134,6 @@ type derived struct {
 	name       string
 	num, denom Metric
 	scale      float64
-	volume     bool // a count, so a condition on it is a volume condition
 }
 
 var derivedMetrics = []derived{
@@ -242,10 +238,4 @@ func levelList(ls []Level) string {
 		s += l.String()
 	}
 	return s
-}
-
-func mustf(ok bool, format string, args ...any) {
-	if !ok {
-		panic(fmt.Sprintf(format, args...))
-	}
 }

@@ -92,6 +92,9 @@ func (c *exprCompiler) resolve(n ast.Node, path []string, s *scope) (cval, *comp
 		return c.accountAttr(n, path, s)
 	}
 	def, ok := ownAttrs[head]
+	if !ok && len(path) > 1 && strings.HasPrefix(head, "last_") {
+		return cval{}, errAt(n, "unknown window %s (windows: %s)", head, strings.Join(windowNames[:], ", "))
+	}
 	if !ok {
 		return cval{}, errAt(n, "unknown name %s%s", head, diag.DidYouMean(head, c.topNames(s)))
 	}

@@ -60,6 +60,11 @@ func Parse(file string, src []byte, diags *diag.List) *yaml.Node {
 		if m := syntaxLine.FindStringSubmatch(msg); m != nil {
 			pos.Line, _ = strconv.Atoi(m[1])
 			msg = m[2]
+			// yaml.v3 gives no column: point at the line's first character.
+			if lines := strings.Split(string(src), "\n"); pos.Line <= len(lines) {
+				line := lines[pos.Line-1]
+				pos.Col = len(line) - len(strings.TrimLeft(line, " \t")) + 1
+			}
 		} else {
 			msg = strings.TrimPrefix(msg, "yaml: ")
 		}
@@ -110,10 +115,14 @@ func (d *Decoder) decode(n *yaml.Node, v reflect.Value, key string) {
 	}
 	switch v.Kind() {
 	case reflect.Pointer:
-		if v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
+		// Set the pointer only when its value decoded cleanly, so later checks never
+		// see a half-decoded value as written.
+		before := len(*d.Diags)
+		p := reflect.New(v.Type().Elem())
+		d.decode(n, p.Elem(), key)
+		if len(*d.Diags) == before {
+			v.Set(p)
 		}
-		d.decode(n, v.Elem(), key)
 	case reflect.Struct:
 		d.decodeStruct(n, v, key)
 	case reflect.Slice:
@@ -287,12 +296,17 @@ func (d *Decoder) decodeStruct(n *yaml.Node, v reflect.Value, key string) {
 		}
 		d.decode(val, v.Field(fields[fi].index), k.Value)
 	}
+	what := "mapping"
+	if kind != "" {
+		what = kind
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "name" && n.Content[i+1].Kind == yaml.ScalarNode {
+			what += " " + strconv.Quote(n.Content[i+1].Value)
+		}
+	}
 	for _, f := range fields {
 		if f.required && !seen[f.name] {
-			what := "mapping"
-			if kind != "" {
-				what = kind
-			}
 			d.Errorf(n, "%s is missing the required key %q", what, f.name)
 		}
 	}
