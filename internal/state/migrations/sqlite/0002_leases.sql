@@ -1,0 +1,12 @@
+-- 0002: per-tick leases, so that replicas sharing one database run each
+-- (group, account) exactly once per tick. One row per (group, account): the last
+-- tick claimed and its owner.
+
+CREATE TABLE leases (
+    group_name  TEXT    NOT NULL,
+    account_id  TEXT    NOT NULL,
+    tick_ns     INTEGER NOT NULL,
+    owner       TEXT    NOT NULL,
+    acquired_ns INTEGER NOT NULL,
+    PRIMARY KEY (group_name, account_id)
+);
