@@ -109,3 +109,10 @@ func (m *metrics) auth(token string, ok bool) {
 	}
 	m.authOK.WithLabelValues(token).Set(v)
 }
+
+// RegisterMetrics registers the graph metrics on reg (or finds them there), so that
+// they are exported from start-up, before the first call.
+func RegisterMetrics(reg prometheus.Registerer) error {
+	_, err := newMetrics(reg)
+	return err
+}
