@@ -76,21 +76,35 @@ func NewReader(opts Options) (*Reader, error) {
 	if opts.AccountTTL == 0 {
 		opts.AccountTTL = time.Hour
 	}
-	r := &Reader{opts: opts, accounts: map[string]cachedAccount{}}
-	r.rowsSeen = prometheus.NewCounterVec(prometheus.CounterOpts{
+	rows, err := rowsCounter(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{opts: opts, accounts: map[string]cachedAccount{}, rowsSeen: rows}, nil
+}
+
+// RegisterMetrics registers rulesd_insights_rows_total on reg (or finds it there).
+func RegisterMetrics(reg prometheus.Registerer) error {
+	_, err := rowsCounter(reg)
+	return err
+}
+
+func rowsCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rulesd_insights_rows_total",
 		Help: "Insights rows read, by level and window.",
 	}, []string{"level", "window"})
-	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(r.rowsSeen); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("register insights metrics: %w", err)
-			}
-			r.rowsSeen = are.ExistingCollector.(*prometheus.CounterVec)
-		}
+	if reg == nil {
+		return c, nil
 	}
-	return r, nil
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return nil, fmt.Errorf("register insights metrics: %w", err)
+		}
+		return are.ExistingCollector.(*prometheus.CounterVec), nil
+	}
+	return c, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

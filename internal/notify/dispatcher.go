@@ -500,3 +500,9 @@ func (r *Run) Finish() int {
 	}
 	return queued
 }
+
+// RegisterMetrics registers rulesd_notifications_total on reg (or finds it there).
+func RegisterMetrics(reg prometheus.Registerer) error {
+	_, err := newMetrics(reg)
+	return err
+}
