@@ -23,6 +23,7 @@ type command struct {
 
 var commands = map[string]command{
 	"check":   {"validate config and rule files", runCheck},
+	"preview": {"evaluate once now and print what would happen; writes nothing", runPreview},
 	"version": {"print version, commit and Go version", runVersion},
 }
 

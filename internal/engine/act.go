@@ -1,0 +1,399 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rulesd/rulesd/internal/actions"
+	"github.com/rulesd/rulesd/internal/config"
+	"github.com/rulesd/rulesd/internal/insights"
+	"github.com/rulesd/rulesd/internal/notify"
+	"github.com/rulesd/rulesd/internal/rules"
+	"github.com/rulesd/rulesd/internal/state"
+)
+
+// decideAndAct plans a run for one account, then records and executes it:
+// intents before writes, outcomes after, in the store; metrics, logs and
+// notifications for every decision.
+func (e *Engine) decideAndAct(ctx context.Context, l *loaded, g *rules.Group, acct config.Account, snap *insights.Snapshot, out *AccountRun) error {
+	at := snap.At
+	decisions, stats, _, pendings, err := e.Plan(ctx, g, acct, snap, e.opts.DryRun)
+	if err != nil {
+		return err
+	}
+	out.Decisions, out.Stats = decisions, stats
+	if err := e.savePending(ctx, g, acct.ID, snap, decisions, pendings); err != nil {
+		return err
+	}
+	// The kill switch is checked again right before the write batch.
+	kill, err := e.opts.Store.KillSwitchesFor(ctx, g.Name, acct.ID)
+	if err != nil {
+		return fmt.Errorf("read kill switches: %w", err)
+	}
+	var writes []actions.Write
+	var writing []*Decision
+	var intents []state.Intent
+	for _, d := range decisions {
+		if d.Result != resultToApply {
+			continue
+		}
+		if !d.IsWrite() {
+			d.Result = state.ResultApplied // a notification: sent with the run's digest
+			continue
+		}
+		if len(kill) > 0 {
+			d.Result, d.Error = state.ResultBlockedGuard, "kill switch engaged: "+kill[0].Reason
+			continue
+		}
+		if e.authBad.Load() {
+			d.Result, d.Error = state.ResultFailed, "not sent: the access token failed authentication; writes are stopped until a read succeeds"
+			continue
+		}
+		writing = append(writing, d)
+		intents = append(intents, state.Intent{
+			Created: at, RunID: out.RunID, Group: g.Name, Rule: d.Rule.Name, AccountID: acct.ID,
+			Level: d.Rule.Level.String(), ObjectID: d.Object.ID, ObjectName: d.Object.Name,
+			Kind: d.Rule.Action.Kind.String(), Field: d.field(), Before: d.before(), Target: d.after(),
+		})
+	}
+	var results []actions.Result
+	if len(intents) > 0 {
+		ids, err := e.opts.Store.RecordIntents(ctx, intents)
+		if err != nil {
+			return fmt.Errorf("record intents: %w", err)
+		}
+		for i, d := range writing {
+			writes = append(writes, actions.Write{IntentID: ids[i], AccountID: acct.ID, ObjectID: d.Object.ID, Field: d.field(),
+				Before: d.before(), Target: d.after(), Priority: d.Rule.Action.Kind == rules.Pause})
+		}
+		if e.opts.Executor == nil {
+			return fmt.Errorf("no executor to send %d writes", len(writes))
+		}
+		// Writes in flight finish even when the run is cancelled (SIGTERM): the
+		// intents must match what reached the API.
+		results = e.opts.Executor.Apply(context.WithoutCancel(ctx), writes)
+	}
+	return e.record(ctx, g, acct, snap, out, decisions, writing, results, at)
+}
+
+// savePending stores for: state: matches still waiting are kept, acted or
+// non-matching objects reset.
+func (e *Engine) savePending(ctx context.Context, g *rules.Group, acct string, snap *insights.Snapshot, ds []*Decision, pendings map[*rules.Rule]map[string]state.Pending) error {
+	for r, pend := range pendings {
+		scope := state.RuleScope{Group: g.Name, Rule: r.Name, AccountID: acct}
+		var keep []state.Pending
+		reset := map[string]bool{}
+		if t := snap.Tables[r.Level]; t != nil {
+			for i := range t.Objects {
+				if _, matched := pend[t.Objects[i].ID]; !matched {
+					reset[t.Objects[i].ID] = true
+				}
+			}
+		}
+		for _, d := range ds {
+			if d.Rule != r {
+				continue
+			}
+			if d.Result == ResultPending {
+				keep = append(keep, pend[d.Object.ID])
+			} else {
+				reset[d.Object.ID] = true // the rule acted (or was stopped at the action stage)
+			}
+		}
+		if len(keep) > 0 {
+			if err := e.opts.Store.PutPending(ctx, scope, keep); err != nil {
+				return fmt.Errorf("store pending: %w", err)
+			}
+		}
+		if len(reset) > 0 {
+			ids := make([]string, 0, len(reset))
+			for id := range reset {
+				ids = append(ids, id)
+			}
+			if err := e.opts.Store.DeletePending(ctx, scope, ids); err != nil {
+				return fmt.Errorf("reset pending: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// record turns decisions and write results into outcomes, cooldowns and holds, and
+// reports them.
+func (e *Engine) record(ctx context.Context, g *rules.Group, acct config.Account, snap *insights.Snapshot, out *AccountRun, ds []*Decision, writing []*Decision, results []actions.Result, at time.Time) error {
+	byDecision := map[*Decision]actions.Result{}
+	for i, d := range writing {
+		if i < len(results) {
+			byDecision[d] = results[i]
+		}
+	}
+	// Repeated skips are recorded once per cooldown period (SPEC 4).
+	recent := map[state.AuditKey]map[string]state.AuditRecord{}
+	skipSeen := func(d *Decision) bool {
+		if !strings.HasPrefix(d.Result, "skipped_") {
+			return false
+		}
+		key := state.AuditKey{Group: g.Name, Rule: d.Rule.Name, Result: d.Result, DryRun: d.Dry}
+		m, ok := recent[key]
+		if !ok {
+			var ids []string
+			for _, x := range ds {
+				if x.Rule == d.Rule {
+					ids = append(ids, x.Object.ID)
+				}
+			}
+			var err error
+			if m, err = e.opts.Store.LastAudit(ctx, key, ids); err != nil {
+				m = nil
+			}
+			recent[key] = m
+		}
+		rec, ok := m[d.Object.ID]
+		return ok && at.Sub(rec.Time) < d.Rule.Cooldown
+	}
+	var outcomes []state.Outcome
+	var recorded []*Decision
+	var cooldowns []state.Cooldown
+	var holds []state.Hold
+	for _, d := range ds {
+		if d.Result == ResultPending {
+			continue
+		}
+		o := state.Outcome{}
+		if res, ok := byDecision[d]; ok {
+			o.IntentID = res.IntentID
+			if res.Applied {
+				d.Result = state.ResultApplied
+			} else {
+				d.Result, d.Error, d.Permanent = state.ResultFailed, res.Reason, res.Permanent
+			}
+			if res.Locked {
+				holds = append(holds, state.Hold{ObjectID: d.Object.ID, Field: d.field(), Reason: state.HoldLocked, Until: at.Add(time.Hour)})
+			}
+			if res.Auth {
+				e.authBad.Store(true)
+			}
+		}
+		if d.hold != nil {
+			holds = append(holds, *d.hold)
+		}
+		e.opts.Metrics.Actions.WithLabelValues(g.Name, d.Rule.Name, acct.ID, d.Rule.Action.Kind.String(), d.Result).Inc()
+		if d.Result == state.ResultBlockedGuard && strings.HasPrefix(d.Error, "blast-radius") {
+			out.GuardTripped = true
+		}
+		acted := d.Result == state.ResultApplied || d.Result == state.ResultDryRun || (d.Result == state.ResultFailed && d.Permanent)
+		if acted {
+			cooldowns = append(cooldowns, state.Cooldown{Group: g.Name, Rule: d.Rule.Name, ObjectID: d.Object.ID, DryRun: d.Dry, Until: at.Add(d.Rule.Cooldown)})
+		}
+		if skipSeen(d) {
+			continue
+		}
+		o.Audit = d.audit(out.RunID, at)
+		if d.IsWrite() && (d.Result == state.ResultApplied || d.Result == state.ResultDryRun) {
+			o.Change = &state.Change{Time: at, DryRun: d.Dry, RunID: out.RunID, Group: g.Name, Rule: d.Rule.Name,
+				AccountID: acct.ID, ObjectID: d.Object.ID, Field: d.field(), Before: d.before(), After: d.after()}
+		}
+		outcomes = append(outcomes, o)
+		recorded = append(recorded, d)
+	}
+	// The store is written even if the run was cancelled meanwhile: these writes
+	// happened.
+	sctx := context.WithoutCancel(ctx)
+	if len(outcomes) > 0 {
+		ids, err := e.opts.Store.RecordOutcomes(sctx, outcomes)
+		if err != nil {
+			return fmt.Errorf("record outcomes: %w", err)
+		}
+		for i, d := range recorded {
+			d.AuditID = ids[i]
+		}
+	}
+	if len(cooldowns) > 0 {
+		if err := e.opts.Store.SetCooldowns(sctx, cooldowns); err != nil {
+			return fmt.Errorf("store cooldowns: %w", err)
+		}
+	}
+	if len(holds) > 0 {
+		if err := e.opts.Store.SetHolds(sctx, holds); err != nil {
+			return fmt.Errorf("store holds: %w", err)
+		}
+	}
+	e.report(g, acct, snap, out, ds)
+	return nil
+}
+
+// report logs each action (never sampled: action lines go through at info) and
+// sends one digest per notifier.
+func (e *Engine) report(g *rules.Group, acct config.Account, snap *insights.Snapshot, out *AccountRun, ds []*Decision) {
+	cur := snap.Account.Currency
+	var run *notify.Run
+	if e.opts.Notify != nil {
+		run = e.opts.Notify.StartRun(notify.RunInfo{ID: out.RunID, Group: g.Name, Accounts: []notify.Account{{ID: acct.ID, Name: snap.Account.Name}}})
+	}
+	guardRules := map[*rules.Rule]string{}
+	for _, d := range ds {
+		if d.Result == ResultPending {
+			continue
+		}
+		fields := []zap.Field{
+			zap.String("run_id", out.RunID), zap.String("group", g.Name), zap.String("rule", d.Rule.Name),
+			zap.String("account", acct.ID), zap.String("level", d.Rule.Level.String()), zap.String("object_id", d.Object.ID),
+			zap.String("object_name", d.Object.Name), zap.String("kind", d.Rule.Action.Kind.String()), zap.String("result", d.Result),
+		}
+		if d.IsWrite() {
+			fields = append(fields, zap.String("field", d.field()), zap.Any("before", Major(d.before(), cur)), zap.Any("after", Major(d.after(), cur)))
+		}
+		if d.Change.CappedBy != "" {
+			fields = append(fields, zap.String("capped_by", d.Change.CappedBy))
+		}
+		if d.Error != "" {
+			fields = append(fields, zap.String("error", d.Error))
+		}
+		if len(d.Rule.Labels) > 0 {
+			fields = append(fields, zap.Any("labels", d.Rule.Labels))
+		}
+		if d.Result == state.ResultFailed {
+			e.opts.Logger.Warn("action", fields...)
+		} else {
+			e.opts.Logger.Info("action", fields...)
+		}
+		if d.Result == state.ResultBlockedGuard && strings.HasPrefix(d.Error, "blast-radius") {
+			guardRules[d.Rule] = d.Error
+		}
+		if run != nil && len(d.Rule.Notify) > 0 && notifiable(d.Result) {
+			ev := notify.Event{Time: snap.At, RunID: out.RunID, Group: g.Name, Rule: d.Rule.Name, AccountID: acct.ID,
+				AccountName: snap.Account.Name, Level: d.Rule.Level.String(), ObjectID: d.Object.ID, ObjectName: d.Object.Name,
+				Kind: d.Rule.Action.Kind.String(), Field: d.field(), Before: Major(d.before(), cur), After: Major(d.after(), cur),
+				Result: d.Result, CappedBy: d.Change.CappedBy, Error: d.Error, Labels: d.Rule.Labels, Values: scalarsToAny(d.Values)}
+			if d.Rule.Action.Kind == rules.Notify {
+				ev.Message = e.message(d)
+			}
+			run.Add(ev, d.Rule.Notify...)
+		}
+	}
+	run.Finish()
+	for r, why := range guardRules {
+		names := r.Notify
+		if len(names) == 0 {
+			names = e.loaded.Load().cfg.NotifierNames()
+		}
+		for _, n := range names {
+			e.opts.Notify.Send(n, notify.Digest{Kind: notify.KindGuardTripped, Time: snap.At, RunID: out.RunID, Group: g.Name,
+				Rule: r.Name, Accounts: []notify.Account{{ID: acct.ID, Name: snap.Account.Name}}, Reason: why})
+		}
+	}
+}
+
+func notifiable(result string) bool {
+	switch result {
+	case state.ResultApplied, state.ResultDryRun, state.ResultFailed, state.ResultBlockedGuard, state.ResultBlockedFlapping:
+		return true
+	}
+	return false
+}
+
+// scalarAny returns a float64, a string or nil.
+func scalarAny(s state.Scalar) any {
+	if f, ok := s.Number(); ok {
+		return f
+	}
+	if t, ok := s.Text(); ok {
+		return t
+	}
+	return nil
+}
+
+func scalarsToAny(m map[string]state.Scalar) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = scalarAny(v)
+	}
+	return out
+}
+
+// message renders a notify action's template over the names the rule read.
+func (e *Engine) message(d *Decision) string {
+	if d.Rule.Action.Message == nil {
+		return fmt.Sprintf("%s matched %s", d.Rule.Name, d.Object.Name)
+	}
+	data := map[string]any{"id": d.Object.ID, "name": d.Object.Name, "status": d.Object.Status, "level": d.Rule.Level.String()}
+	for k, v := range d.Values {
+		setPath(data, strings.Split(k, "."), scalarAny(v))
+	}
+	text, err := notify.RenderMessage(d.Rule.Action.Message, data)
+	if err != nil {
+		return fmt.Sprintf("%s matched %s (message template failed: %v)", d.Rule.Name, d.Object.Name, err)
+	}
+	return text
+}
+
+func setPath(m map[string]any, path []string, v any) {
+	for len(path) > 1 {
+		next, ok := m[path[0]].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[path[0]] = next
+		}
+		m, path = next, path[1:]
+	}
+	m[path[0]] = v
+}
+
+// reconcile settles the account's unfinished intents before a run (SPEC 4.6): a
+// crash between recording an intent and completing it leaves it here.
+func (e *Engine) reconcile(ctx context.Context, acct string) error {
+	intents, err := e.opts.Store.UnfinishedIntents(ctx, acct)
+	if err != nil || len(intents) == 0 || e.opts.Executor == nil {
+		return err
+	}
+	return e.settle(ctx, intents)
+}
+
+// Reconcile settles every unfinished intent, at start-up.
+func (e *Engine) Reconcile(ctx context.Context) error {
+	intents, err := e.opts.Store.UnfinishedIntents(ctx, "")
+	if err != nil || len(intents) == 0 || e.opts.Executor == nil {
+		return err
+	}
+	return e.settle(ctx, intents)
+}
+
+func (e *Engine) settle(ctx context.Context, intents []state.Intent) error {
+	now := e.opts.Now()
+	// An intent younger than one interval may be re-sent; use the shortest interval of
+	// the groups, which is the conservative choice when a group was removed.
+	maxAge := 24 * time.Hour
+	for _, g := range e.loaded.Load().set.Groups {
+		maxAge = min(maxAge, groupInterval(g))
+	}
+	results := e.opts.Executor.Reconcile(ctx, intents, maxAge, now)
+	var outcomes []state.Outcome
+	for i, res := range results {
+		in := intents[i]
+		rec := state.AuditRecord{Time: now, RunID: in.RunID, Group: in.Group, Rule: in.Rule, AccountID: in.AccountID,
+			Level: in.Level, ObjectID: in.ObjectID, ObjectName: in.ObjectName, Kind: in.Kind, Field: in.Field,
+			Before: in.Before, After: in.Target, Result: state.ResultApplied}
+		o := state.Outcome{IntentID: in.ID, Audit: rec}
+		if res.Applied {
+			o.Change = &state.Change{Time: now, RunID: in.RunID, Group: in.Group, Rule: in.Rule, AccountID: in.AccountID,
+				ObjectID: in.ObjectID, Field: in.Field, Before: in.Before, After: in.Target}
+		} else {
+			o.Audit.Result = state.ResultFailed
+			o.Audit.Error = res.Reason
+			if res.Superseded {
+				o.Audit.Error = "superseded: " + res.Reason
+			}
+		}
+		e.opts.Logger.Info("reconciled intent", zap.Int64("intent", in.ID), zap.String("object_id", in.ObjectID),
+			zap.String("field", in.Field), zap.String("result", o.Audit.Result), zap.Bool("resent", res.Resent), zap.String("error", o.Audit.Error))
+		outcomes = append(outcomes, o)
+	}
+	if _, err := e.opts.Store.RecordOutcomes(context.WithoutCancel(ctx), outcomes); err != nil {
+		return fmt.Errorf("record reconciled intents: %w", err)
+	}
+	return nil
+}
