@@ -404,7 +404,6 @@ func (e *Engine) blastRadius(g *rules.Group, acct config.Account, ds []*Decision
 	}
 }
 
-
 // Preview plans a group for one account and writes nothing: matches that would act
 // get ResultWouldApply.
 func (e *Engine) Preview(ctx context.Context, g *rules.Group, acct config.Account, snap *insights.Snapshot) ([]*Decision, error) {

@@ -23,19 +23,19 @@ type Account struct {
 // Object is a campaign, ad set or ad as read from the API. Money is in minor units;
 // 0 means unset ("0" or an absent key in the API).
 type Object struct {
-	ID              string
-	Name            string
-	Status          string
-	EffectiveStatus string
-	CampaignID      string
-	AdSetID         string
-	Objective       string
+	ID               string
+	Name             string
+	Status           string
+	EffectiveStatus  string
+	CampaignID       string
+	AdSetID          string
+	Objective        string
 	OptimizationGoal string
-	BidStrategy     string
-	DailyBudget     int64
-	LifetimeBudget  int64
-	BudgetRemaining int64
-	BidAmount       int64
+	BidStrategy      string
+	DailyBudget      int64
+	LifetimeBudget   int64
+	BudgetRemaining  int64
+	BidAmount        int64
 	// CampaignBudget is set on ad sets (and campaigns) whose budget is on the campaign.
 	CampaignBudget bool
 	Created        time.Time

@@ -507,7 +507,7 @@ func (ld *loader) duration(d *yamlx.Decoder, s yamlx.Scalar, key string) (time.D
 
 func (ld *loader) rule(d *yamlx.Decoder, g *Group, rs *ruleSpec) *Rule {
 	before := len(d.Diags.Errors())
-	r := &Rule{Group: g, Name: rs.Name.Value, Description: rs.Description, Pos: rs.Pos, Labels: rs.Labels, Reads: newReads()}
+	r := &Rule{Group: g, Name: rs.Name.Value, Description: rs.Description, Pos: rs.Pos, Labels: rs.Labels, Reads: NewReads()}
 	level, ok := ParseLevel(rs.Level.Value)
 	if !ok && rs.Level.Set() {
 		d.Errorf(rs.Level.Node, "unknown level %q: use campaign, adset or ad%s", rs.Level.Value, diag.DidYouMean(rs.Level.Value, levelNames[:]))

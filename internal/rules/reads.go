@@ -16,7 +16,8 @@ type windowReads struct {
 	actionValues map[string]bool
 }
 
-func newReads() *Reads { return &Reads{attrs: map[string]bool{}} }
+// NewReads returns an empty Reads, to merge others into.
+func NewReads() *Reads { return &Reads{attrs: map[string]bool{}} }
 
 func (r *Reads) addAttr(name string) { r.attrs[name] = true }
 
@@ -38,7 +39,8 @@ func (r *Reads) addAction(w Window, kind KeyKind, typ string) {
 	(*set)[typ] = true
 }
 
-func (r *Reads) merge(o *Reads) {
+// Merge adds everything o reads to r.
+func (r *Reads) Merge(o *Reads) {
 	for a := range o.attrs {
 		r.attrs[a] = true
 	}

@@ -280,7 +280,7 @@ func (c *exprCompiler) metric(n ast.Node, w Window, path []string, prefix string
 	if err != nil {
 		return cval{}, errAt(n, "%s", err.msg)
 	}
-	s.reads.merge(reads)
+	s.reads.Merge(reads)
 	s.volume = s.volume || cm.volume
 	f := v.num
 	s.record(prefix+head, func(r *Row) any { return numAny(f(r)) })
@@ -309,7 +309,7 @@ type compiledMetric struct {
 
 func (c *exprCompiler) customIn(cm *customMetric, w Window) (cval, *Reads, *compileErr) {
 	if cm.broken {
-		return numConst(math.NaN()), newReads(), nil
+		return numConst(math.NaN()), NewReads(), nil
 	}
 	if m, ok := cm.byWin[w]; ok {
 		return m.v, m.reads, nil
@@ -319,7 +319,7 @@ func (c *exprCompiler) customIn(cm *customMetric, w Window) (cval, *Reads, *comp
 	}
 	cm.busy = true
 	defer func() { cm.busy = false }()
-	s := &scope{window: w, metric: cm.name, reads: newReads()}
+	s := &scope{window: w, metric: cm.name, reads: NewReads()}
 	v, err := c.compile(cm.node, s)
 	if err != nil {
 		return cval{}, nil, err

@@ -1,0 +1,142 @@
+package insights
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rulesd/rulesd/internal/config"
+	"github.com/rulesd/rulesd/internal/fakegraph"
+	"github.com/rulesd/rulesd/internal/graph"
+	"github.com/rulesd/rulesd/internal/rules"
+)
+
+// world is a simulated API with one USD and one JPY account, as tests need it.
+type world struct {
+	fake   *fakegraph.Server
+	client *graph.Client
+	now    time.Time
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	now := time.Date(2026, 11, 20, 15, 0, 0, 0, time.UTC)
+	fake := fakegraph.New(fakegraph.Options{Now: func() time.Time { return now }})
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	c, err := graph.New(graph.Options{BaseURL: srv.URL, APIVersion: "v27.0", Token: graph.NewSecret(fakegraph.DefaultToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &world{fake: fake, client: c, now: now}
+}
+
+const readerRules = `
+groups:
+- name: g
+  rules:
+  - name: stop-loss
+    level: ad
+    window: last_7d
+    where: campaign.objective == "OUTCOME_SALES"
+    when: spend > 50 && purchases == 0 && today.spend >= 0
+    action: {kind: pause}
+  - name: scale
+    level: adset
+    window: last_7d
+    when: roas > 2 && spend > 10
+    action: {kind: change_budget, by: "+20%", max: 500}
+`
+
+func TestReadAccount(t *testing.T) {
+	w := newWorld(t)
+	f := w.fake
+	acct := fakegraph.Must(f.AddAccount(fakegraph.Account{ID: "act_100", Currency: "USD", TimezoneName: "America/New_York"}))
+	camp := fakegraph.Must(f.AddCampaign(fakegraph.Campaign{AccountID: acct, Objective: "OUTCOME_SALES"}))
+	cbo := fakegraph.Must(f.AddCampaign(fakegraph.Campaign{AccountID: acct, Objective: "OUTCOME_LEADS", DailyBudget: 10000}))
+	as := fakegraph.Must(f.AddAdSet(fakegraph.AdSet{CampaignID: camp, DailyBudget: 5000}))
+	as2 := fakegraph.Must(f.AddAdSet(fakegraph.AdSet{CampaignID: cbo}))
+	ad1 := fakegraph.Must(f.AddAd(fakegraph.Ad{AdSetID: as, Name: "spender"}))
+	ad2 := fakegraph.Must(f.AddAd(fakegraph.Ad{AdSetID: as, Name: "buyer"}))
+	fakegraph.Must(f.AddAd(fakegraph.Ad{AdSetID: as2, Name: "quiet"}))
+	archived := fakegraph.Must(f.AddAd(fakegraph.Ad{AdSetID: as, Name: "old", Status: fakegraph.StatusArchived}))
+	for d := -7; d <= -1; d++ {
+		must(t, f.SetDaily(ad1, f.Day(acct, d), fakegraph.DayMetrics{Spend: 10, Impressions: 1000, Reach: 600, Clicks: 10}))
+		must(t, f.SetDaily(ad2, f.Day(acct, d), fakegraph.DayMetrics{Spend: 5, Impressions: 500, Reach: 300, Purchases: 1, PurchaseValue: 40}))
+	}
+	must(t, f.SetDaily(ad1, f.Day(acct, 0), fakegraph.DayMetrics{Spend: 3, Impressions: 100}))
+
+	set := loadRules(t, readerRules)
+	r, err := NewReader(Options{Graph: w.client, Rules: set, Config: config.Default()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := r.Read(context.Background(), config.Account{ID: acct, Vars: map[string]float64{"target_cpa": 25}}, w.now, set.Groups[0].Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Account.Currency != "USD" || snap.Account.Location.String() != "America/New_York" {
+		t.Errorf("account = %+v", snap.Account)
+	}
+	ads := snap.Tables[rules.LevelAd]
+	if len(ads.Objects) != 3 {
+		t.Fatalf("ads = %d, want 3 (archived %s excluded)", len(ads.Objects), archived)
+	}
+	lay := set.Layout
+	get := func(tbl *Table, id string, w rules.Window, m rules.Metric) float64 {
+		i, ok := tbl.Index(id)
+		if !ok {
+			t.Fatalf("object %s not read", id)
+		}
+		slot, _ := lay.Num(rules.Key{Kind: rules.KeyMetric, Window: w, Metric: m})
+		return tbl.Rows[i].Num[slot]
+	}
+	if got := get(ads, ad1, rules.Last7d, rules.Spend); got != 70 {
+		t.Errorf("ad1 last_7d spend = %v, want 70 (7 full days, today excluded)", got)
+	}
+	if got := get(ads, ad1, rules.Today, rules.Spend); got != 3 {
+		t.Errorf("ad1 today spend = %v, want 3", got)
+	}
+	if got := get(ads, ad2, rules.Last7d, rules.Purchases); got != 7 {
+		t.Errorf("ad2 purchases = %v, want 7 (one type counted, not the sum of overlapping types)", got)
+	}
+	// Evaluate: only the spender matches the stop-loss.
+	stop := set.Groups[0].Rules[0]
+	var matched []string
+	for i := range ads.Objects {
+		if _, m := stop.Match(&ads.Rows[i]); m {
+			matched = append(matched, ads.Objects[i].Name)
+		}
+	}
+	if strings.Join(matched, ",") != "spender" {
+		t.Errorf("stop-loss matched %v, want [spender]", matched)
+	}
+	adsets := snap.Tables[rules.LevelAdSet]
+	i2, _ := adsets.Index(as2)
+	if !adsets.Objects[i2].CampaignBudget {
+		t.Errorf("ad set in a CBO campaign not marked campaign budget")
+	}
+	i1, _ := adsets.Index(as)
+	if adsets.Objects[i1].DailyBudget != 5000 {
+		t.Errorf("daily budget = %d minor units, want 5000", adsets.Objects[i1].DailyBudget)
+	}
+	// The minimum requests: account; campaigns, adsets, ads (one page each);
+	// insights for (ad, last_7d), (ad, today), (adset, last_7d).
+	if snap.Requests != 7 {
+		t.Errorf("requests = %d, want 7", snap.Requests)
+	}
+	for _, rec := range w.fake.Requests() {
+		if rec.Template == "GET /{ver}/act_{id}/insights" && !strings.Contains(rec.Params.Get("fields"), "_id") {
+			t.Errorf("insights request without the id field: %v", rec.Params)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
