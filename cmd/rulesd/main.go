@@ -23,6 +23,8 @@ type command struct {
 
 var commands = map[string]command{
 	"check":   {"validate config and rule files", runCheck},
+	"demo":    {"run against a built-in simulated Marketing API with the example rules", runDemo},
+	"run":     {"the daemon: run rule groups on their schedules", runRun},
 	"preview": {"evaluate once now and print what would happen; writes nothing", runPreview},
 	"version": {"print version, commit and Go version", runVersion},
 }

@@ -98,7 +98,7 @@ func Preview(ctx context.Context, opts PreviewOptions) (*PreviewResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	reader, err := insights.NewReader(insights.Options{Graph: g, Rules: set, Config: cfg, Logger: log})
+	reader, err := insights.NewReader(insights.Options{Graph: g, Config: cfg, Logger: log})
 	if err != nil {
 		return nil, err
 	}

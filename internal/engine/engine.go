@@ -380,7 +380,7 @@ func (e *Engine) finish(ctx context.Context, out AccountRun, started time.Time) 
 	}
 	if out.Err != nil {
 		lvl := e.opts.Logger.Error
-		if out.Result == "skipped" {
+		if out.Result == "skipped" || ctx.Err() != nil {
 			lvl = e.opts.Logger.Warn
 		}
 		lvl("account run did not complete", zap.String("group", out.Group), zap.String("account", out.AccountID),

@@ -37,11 +37,11 @@ func decoderFor(t testing.TB, set *rules.Set, ids ...string) (*Table, *rowDecode
 	}
 	tbl := newTable(rules.LevelAd, objs)
 	tbl.Rows = set.Layout.NewRows(len(objs))
-	r, err := NewReader(Options{Rules: set, Config: config.Default()})
+	r, err := NewReader(Options{Config: config.Default()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tbl, r.newRowDecoder(tbl, rules.Last7d, set.Groups[0].Rules[0].Reads)
+	return tbl, r.newRowDecoder(set.Layout, tbl, rules.Last7d, set.Groups[0].Rules[0].Reads)
 }
 
 func metric(set *rules.Set, row *rules.Row, m rules.Metric) float64 {

@@ -55,8 +55,7 @@ type convKind struct {
 	valueSlot int // -1 when not read
 }
 
-func (r *Reader) newRowDecoder(t *Table, w rules.Window, reads *rules.Reads) *rowDecoder {
-	lay := r.opts.Rules.Layout
+func (r *Reader) newRowDecoder(lay *rules.Layout, t *Table, w rules.Window, reads *rules.Reads) *rowDecoder {
 	d := &rowDecoder{t: t, idKey: idKeys[t.Level], actions: map[string]int{}, actionValues: map[string]int{}}
 	slot := func(m rules.Metric) int {
 		if i, ok := lay.Num(rules.Key{Kind: rules.KeyMetric, Window: w, Metric: m}); ok {
@@ -71,7 +70,7 @@ func (r *Reader) newRowDecoder(t *Table, w rules.Window, reads *rules.Reads) *ro
 			}
 		}
 	}
-	types := r.opts.Config.Metrics.ActionTypes
+	types := r.cfg.Load().Metrics.ActionTypes
 	for _, c := range []struct {
 		kind         string
 		count, value rules.Metric
@@ -262,8 +261,8 @@ func (d *rowDecoder) actionList(s *scanner, values bool) error {
 	})
 }
 
-func (r *Reader) insights(ctx context.Context, g Graph, acct string, t *Table, w rules.Window, reads *rules.Reads, at time.Time, loc *time.Location) error {
-	d := r.newRowDecoder(t, w, reads)
+func (r *Reader) insights(ctx context.Context, g Graph, lay *rules.Layout, acct string, t *Table, w rules.Window, reads *rules.Reads, at time.Time, loc *time.Location) error {
+	d := r.newRowDecoder(lay, t, w, reads)
 	params := url.Values{
 		"level":  {t.Level.String()},
 		"fields": {d.fields()},
@@ -277,14 +276,14 @@ func (r *Reader) insights(ctx context.Context, g Graph, acct string, t *Table, w
 	}
 	req := graph.Request{Account: acct, Path: acct + "/insights", Params: params}
 	var err error
-	if len(t.Objects) > r.opts.Config.Graph.AsyncAboveObjects {
+	if len(t.Objects) > r.cfg.Load().Graph.AsyncAboveObjects {
 		err = r.async(ctx, g, req, d)
 	} else {
 		err = g.Pages(ctx, req, d.page)
 		var ge *graph.Error
 		if errors.As(err, &ge) && ge.IsInsightsTimeout() {
 			// Too much data for a synchronous read: the API says to go async.
-			d = r.newRowDecoder(t, w, reads)
+			d = r.newRowDecoder(lay, t, w, reads)
 			err = r.async(ctx, g, req, d)
 		}
 	}

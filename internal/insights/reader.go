@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,8 +38,9 @@ var liveStatuses = `["ACTIVE","PAUSED","PENDING_REVIEW","DISAPPROVED","PREAPPROV
 
 // Options configure a Reader.
 type Options struct {
-	Graph  Graph
-	Rules  *rules.Set
+	Graph Graph
+	// Config supplies the action types counted as conversions and the async
+	// threshold; Update replaces it on reload.
 	Config *config.Config
 	Logger *zap.Logger
 	// Registerer, when set, receives rulesd_insights_rows_total.
@@ -52,6 +54,7 @@ type Options struct {
 // Reader reads account snapshots. It is safe for concurrent use by several accounts.
 type Reader struct {
 	opts     Options
+	cfg      atomic.Pointer[config.Config]
 	rowsSeen *prometheus.CounterVec
 	mu       sync.Mutex
 	accounts map[string]cachedAccount
@@ -80,8 +83,13 @@ func NewReader(opts Options) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{opts: opts, accounts: map[string]cachedAccount{}, rowsSeen: rows}, nil
+	r := &Reader{opts: opts, accounts: map[string]cachedAccount{}, rowsSeen: rows}
+	r.cfg.Store(opts.Config)
+	return r, nil
 }
+
+// Update replaces the config (a reload).
+func (r *Reader) Update(cfg *config.Config) { r.cfg.Store(cfg) }
 
 // RegisterMetrics registers rulesd_insights_rows_total on reg (or finds it there).
 func RegisterMetrics(reg prometheus.Registerer) error {
@@ -118,9 +126,14 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Read reads what rs need for one account at the run's scheduled time at. Any
-// failure fails the whole read: rules never evaluate on partial data.
+// Read reads what rs need for one account at the run's scheduled time at; the rules
+// must come from one rule set, whose Layout the rows use. Any failure fails the whole
+// read: rules never evaluate on partial data.
 func (r *Reader) Read(ctx context.Context, acct config.Account, at time.Time, rs []*rules.Rule) (*Snapshot, error) {
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("read %s: no rules", acct.ID)
+	}
+	lay := rs[0].Layout()
 	calls := 0
 	g := &countingGraph{Graph: r.opts.Graph, n: &calls}
 	info, err := r.account(ctx, g, acct.ID)
@@ -148,7 +161,7 @@ func (r *Reader) Read(ctx context.Context, acct config.Account, at time.Time, rs
 			continue
 		}
 		t := newTable(l, all[l])
-		t.Rows = r.opts.Rules.Layout.NewRows(len(t.Objects))
+		t.Rows = lay.NewRows(len(t.Objects))
 		for i := range t.Objects {
 			o := &t.Objects[i]
 			var camp, adset *Object
@@ -163,10 +176,10 @@ func (r *Reader) Read(ctx context.Context, acct config.Account, at time.Time, rs
 			if camp != nil && l != rules.LevelAd {
 				o.CampaignBudget = camp.DailyBudget > 0 || camp.LifetimeBudget > 0
 			}
-			r.fill(&t.Rows[i], o, camp, adset, &info, &acct, at)
+			fill(lay, &t.Rows[i], o, camp, adset, &info, &acct, at)
 		}
 		for _, w := range lp.windows {
-			if err := r.insights(ctx, g, acct.ID, t, w, lp.reads, at, info.Location); err != nil {
+			if err := r.insights(ctx, g, lay, acct.ID, t, w, lp.reads, at, info.Location); err != nil {
 				return nil, err
 			}
 		}
@@ -344,8 +357,7 @@ func decodeObject(s *scanner, o *Object) error {
 }
 
 // fill sets an object's attributes in its row.
-func (r *Reader) fill(row *rules.Row, o, camp, adset *Object, info *Account, acct *config.Account, at time.Time) {
-	lay := r.opts.Rules.Layout
+func fill(lay *rules.Layout, row *rules.Row, o, camp, adset *Object, info *Account, acct *config.Account, at time.Time) {
 	cur := info.Currency
 	set := func(name string, minor int64) {
 		v := math.NaN() // unset budgets and bids are missing, never 0
@@ -354,10 +366,13 @@ func (r *Reader) fill(row *rules.Row, o, camp, adset *Object, info *Account, acc
 		}
 		lay.SetAttr(row, name, v)
 	}
-	for name, v := range map[string]string{"id": o.ID, "name": o.Name, "status": o.Status, "effective_status": o.EffectiveStatus,
-		"account.id": info.ID, "account.name": info.Name, "account.currency": cur} {
-		lay.SetString(row, name, v)
-	}
+	lay.SetString(row, "id", o.ID)
+	lay.SetString(row, "name", o.Name)
+	lay.SetString(row, "status", o.Status)
+	lay.SetString(row, "effective_status", o.EffectiveStatus)
+	lay.SetString(row, "account.id", info.ID)
+	lay.SetString(row, "account.name", info.Name)
+	lay.SetString(row, "account.currency", cur)
 	if camp != nil {
 		lay.SetString(row, "campaign.id", camp.ID)
 		lay.SetString(row, "campaign.name", camp.Name)
@@ -397,4 +412,9 @@ func (r *Reader) fill(row *rules.Row, o, camp, adset *Object, info *Account, acc
 	for k, v := range acct.Labels {
 		lay.SetString(row, "account.labels."+k, v)
 	}
+}
+
+// Account returns an account's currency and time zone (cached).
+func (r *Reader) Account(ctx context.Context, id string) (Account, error) {
+	return r.account(ctx, r.opts.Graph, id)
 }

@@ -69,7 +69,7 @@ func TestReadAccount(t *testing.T) {
 	must(t, f.SetDaily(ad1, f.Day(acct, 0), fakegraph.DayMetrics{Spend: 3, Impressions: 100}))
 
 	set := loadRules(t, readerRules)
-	r, err := NewReader(Options{Graph: w.client, Rules: set, Config: config.Default()})
+	r, err := NewReader(Options{Graph: w.client, Config: config.Default()})
 	if err != nil {
 		t.Fatal(err)
 	}

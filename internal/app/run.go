@@ -1,0 +1,376 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/rulesd/rulesd/internal/actions"
+	"github.com/rulesd/rulesd/internal/config"
+	"github.com/rulesd/rulesd/internal/engine"
+	"github.com/rulesd/rulesd/internal/insights"
+	"github.com/rulesd/rulesd/internal/metrics"
+	"github.com/rulesd/rulesd/internal/notify"
+	"github.com/rulesd/rulesd/internal/rules"
+	"github.com/rulesd/rulesd/internal/state"
+	"github.com/rulesd/rulesd/internal/version"
+)
+
+// Options configure Run.
+type Options struct {
+	ConfigPath string
+	// DryRun makes every run dry (--dry-run).
+	DryRun bool
+	// Once runs every group once and returns (--once).
+	Once bool
+	// Listen overrides the config's listen address ("" keeps it).
+	Listen string
+	Logger *zap.Logger
+	// Reload receives a value for every SIGHUP.
+	Reload <-chan struct{}
+	// Now is the clock; default time.Now. The demo runs a fast one.
+	Now func() time.Time
+	// OnRun receives every finished account run.
+	OnRun func(engine.AccountRun)
+	// OnListen is told the HTTP address once it listens.
+	OnListen func(addr string)
+	// Tick, when set, replaces the cron schedule: every group runs on each value
+	// received (the demo's fast clock).
+	Tick <-chan time.Time
+	// Stderr receives reload problems for people (the log has them too).
+	Stderr io.Writer
+}
+
+// Daemon is a running rulesd.
+type Daemon struct {
+	opts     Options
+	log      *zap.Logger
+	reg      *prometheus.Registry
+	metrics  *metrics.Engine
+	store    state.Store
+	engine   *engine.Engine
+	reader   *insights.Reader
+	sched    *engine.Scheduler
+	notifier *notify.Dispatcher
+
+	mu       sync.Mutex
+	cfg      *config.Config
+	set      *rules.Set
+	reloadOK bool
+	reloadAt time.Time
+	reloadEr []string
+}
+
+// Run runs the daemon until ctx is done (or, with Once, until every group ran once).
+// With Once, ok reports whether every run succeeded with no failed action and no
+// guard tripped.
+func Run(ctx context.Context, opts Options) (ok bool, err error) {
+	d, err := start(ctx, opts)
+	if err != nil {
+		return false, err
+	}
+	defer d.close()
+	if opts.Once {
+		return d.runOnce(ctx), nil
+	}
+	return true, d.serve(ctx)
+}
+
+func start(ctx context.Context, opts Options) (*Daemon, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = io.Discard
+	}
+	cfg, set, warns, err := Load(opts.ConfigPath)
+	if err != nil {
+		return nil, fmt.Errorf("load config and rules:\n%w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	for _, w := range warns.Warnings() {
+		log.Warn("rule file warning", zap.String("warning", w.String()))
+	}
+	d := &Daemon{opts: opts, log: log, cfg: cfg, set: set, reloadOK: true, reloadAt: opts.Now()}
+	d.reg = prometheus.NewRegistry()
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if d.metrics, err = RegisterMetrics(d.reg); err != nil {
+		return nil, err
+	}
+	d.metrics.ReloadSuccessful.Set(1)
+	d.metrics.ReloadSuccessTime.Set(float64(time.Now().Unix()))
+	dsn := cfg.State.DSN
+	if cfg.State.Driver == "sqlite" {
+		dsn = cfg.Resolve(dsn)
+	}
+	if d.store, err = state.Open(ctx, cfg.State.Driver, dsn); err != nil {
+		return nil, fmt.Errorf("open state store: %w", err)
+	}
+	g, err := newGraph(cfg, d.reg, log, graphOptions{})
+	if err != nil {
+		d.store.Close()
+		return nil, err
+	}
+	if d.reader, err = insights.NewReader(insights.Options{Graph: g, Config: cfg, Logger: log.Named("insights"), Registerer: d.reg}); err != nil {
+		d.store.Close()
+		return nil, err
+	}
+	if d.notifier, err = d.newNotifier(cfg); err != nil {
+		d.store.Close()
+		return nil, err
+	}
+	d.engine, err = engine.New(engine.Options{
+		Config: cfg, Rules: set, Reader: d.reader, Executor: actions.NewExecutor(g, log.Named("actions")),
+		Store: d.store, Notify: d.notifier, Metrics: d.metrics, Logger: log, DryRun: opts.DryRun,
+		Now: opts.Now, OnRun: opts.OnRun, Owner: ownerName(),
+	})
+	if err != nil {
+		d.store.Close()
+		return nil, err
+	}
+	if err := d.engine.Reconcile(ctx); err != nil {
+		log.Error("reconcile unfinished intents at start-up", zap.Error(err))
+	}
+	if err := d.updateKillGauge(ctx); err != nil {
+		log.Warn("read kill switches", zap.Error(err))
+	}
+	d.sched = engine.NewScheduler(d.engine, d.accountLocation)
+	return d, nil
+}
+
+func ownerName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+func (d *Daemon) newNotifier(cfg *config.Config) (*notify.Dispatcher, error) {
+	ns, err := buildNotifiers(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return notify.NewDispatcher(ns, notify.Options{Logger: d.log.Named("notify"), Registerer: d.reg})
+}
+
+func buildNotifiers(cfg *config.Config) (map[string]notify.Notifier, error) {
+	var cs []notify.Config
+	for _, n := range cfg.Notifiers {
+		file := n.WebhookURLFile
+		if file == "" {
+			file = n.URLFile
+		}
+		c := notify.Config{Name: n.Name.Value, Type: n.Type.Value, URLFile: cfg.Resolve(file)}
+		if file == "" {
+			c.URLFile = ""
+		}
+		if n.URL != "" {
+			c.URL = notify.NewSecret(n.URL)
+		}
+		cs = append(cs, c)
+	}
+	return notify.Build(cs, os.ReadFile, notify.BuildOptions{HTTPOptions: notify.HTTPOptions{Version: version.Version}})
+}
+
+// accountLocation gives the scheduler an account's time zone (cached by the reader).
+func (d *Daemon) accountLocation(ctx context.Context, acct string) (*time.Location, error) {
+	a, err := d.reader.Account(ctx, acct)
+	if err != nil {
+		return nil, err
+	}
+	return a.Location, nil
+}
+
+func (d *Daemon) close() {
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.notifier.Close(cctx); err != nil {
+		d.log.Warn("notifications not all sent at shutdown", zap.Error(err))
+	}
+	if err := d.store.Close(); err != nil {
+		d.log.Warn("close state store", zap.Error(err))
+	}
+}
+
+// runOnce runs every group once, now.
+func (d *Daemon) runOnce(ctx context.Context) bool {
+	ok := true
+	at := d.opts.Now().Truncate(time.Second)
+	for _, g := range d.engine.Rules().Groups {
+		run, err := d.engine.RunGroup(ctx, g.Name, at)
+		if err != nil {
+			d.log.Error("group run", zap.String("group", g.Name), zap.Error(err))
+			ok = false
+			continue
+		}
+		if run.Result() != "success" {
+			ok = false
+		}
+	}
+	return ok
+}
+
+// serve runs the schedule, the HTTP server and the reload loop until ctx is done.
+func (d *Daemon) serve(ctx context.Context) error {
+	listen := d.cfg.Listen
+	if d.opts.Listen != "" {
+		listen = d.opts.Listen
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", listen, err)
+	}
+	if d.opts.OnListen != nil {
+		d.opts.OnListen(ln.Addr().String())
+	}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- d.serveHTTP(ctx, ln) }()
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	changes := make(chan struct{}, 1)
+	go d.watch(watchCtx, changes)
+
+	if d.opts.Tick == nil {
+		d.sched.Sync()
+		d.sched.Start()
+	}
+	housekeeping := time.NewTicker(time.Hour)
+	defer housekeeping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// Cancel reads, let write batches in flight finish (intents stay consistent).
+			sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+			d.sched.Stop(sctx)
+			cancel()
+			if err := <-srvErr; err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		case err := <-srvErr:
+			return fmt.Errorf("http server: %w", err)
+		case <-d.opts.Reload:
+			_ = d.Reload(ctx)
+		case <-changes:
+			_ = d.Reload(ctx)
+		case at := <-d.opts.Tick:
+			for _, g := range d.engine.Rules().Groups {
+				if _, err := d.engine.RunGroup(ctx, g.Name, at); err != nil {
+					d.log.Error("group run", zap.String("group", g.Name), zap.Error(err))
+				}
+			}
+		case <-housekeeping.C:
+			d.prune(ctx)
+		}
+	}
+}
+
+// prune deletes state older than the retention.
+func (d *Daemon) prune(ctx context.Context) {
+	now := d.opts.Now()
+	cutoff := now.Add(-d.cfg.State.Retention.Std())
+	if _, err := d.store.PruneAudit(ctx, cutoff); err != nil {
+		d.log.Warn("prune audit log", zap.Error(err))
+	}
+	day := now.Add(-48 * time.Hour)
+	_, _ = d.store.PruneHistory(ctx, day)
+	_, _ = d.store.PruneCooldowns(ctx, now)
+	_, _ = d.store.PruneIntents(ctx, cutoff)
+	_, _ = d.store.PrunePending(ctx, now.Add(-7*24*time.Hour))
+}
+
+// Reload re-reads the config and rules. A bad reload keeps the last good config
+// running and reports every problem.
+func (d *Daemon) Reload(ctx context.Context) error {
+	cfg, set, warns, err := Load(d.opts.ConfigPath)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.reloadOK = false
+		d.reloadEr = nil
+		for _, e := range warns.Errors() {
+			d.reloadEr = append(d.reloadEr, e.String())
+		}
+		if len(d.reloadEr) == 0 {
+			d.reloadEr = []string{err.Error()}
+		}
+		d.metrics.ReloadSuccessful.Set(0)
+		d.log.Error("reload failed; the previous rules keep running", zap.Strings("errors", d.reloadEr))
+		fmt.Fprintf(d.opts.Stderr, "reload failed; the previous rules keep running:\n%v\n", err)
+		return err
+	}
+	old := d.set
+	d.cfg, d.set = cfg, set
+	d.reloadOK, d.reloadEr, d.reloadAt = true, nil, d.opts.Now()
+	d.reader.Update(cfg)
+	d.engine.Update(cfg, set)
+	if d.opts.Tick == nil {
+		d.sched.Sync()
+	}
+	d.resetChangedPending(ctx, old, set)
+	d.metrics.ReloadSuccessful.Set(1)
+	d.metrics.ReloadSuccessTime.Set(float64(time.Now().Unix()))
+	for _, w := range warns.Warnings() {
+		d.log.Warn("rule file warning", zap.String("warning", w.String()))
+	}
+	d.log.Info("reloaded", zap.Int("groups", len(set.Groups)))
+	return nil
+}
+
+// resetChangedPending resets for: state of rules whose where, when or window changed
+// (SPEC 4.1).
+func (d *Daemon) resetChangedPending(ctx context.Context, old, cur *rules.Set) {
+	prev := map[string]*rules.Rule{}
+	for _, g := range old.Groups {
+		for _, r := range g.Rules {
+			prev[g.Name+"\x00"+r.Name] = r
+		}
+	}
+	for _, g := range cur.Groups {
+		for _, r := range g.Rules {
+			p, ok := prev[g.Name+"\x00"+r.Name]
+			if ok && (p.Where != r.Where || p.When != r.When || p.Window != r.Window) {
+				if err := d.store.ResetPending(ctx, g.Name, r.Name); err != nil {
+					d.log.Warn("reset pending after reload", zap.String("group", g.Name), zap.String("rule", r.Name), zap.Error(err))
+				}
+			}
+		}
+	}
+}
+
+// updateKillGauge sets rulesd_kill_switch_engaged from the store.
+func (d *Daemon) updateKillGauge(ctx context.Context) error {
+	ks, err := d.store.ListKillSwitches(ctx)
+	if err != nil {
+		return err
+	}
+	d.metrics.KillSwitch.Reset()
+	d.metrics.KillSwitch.WithLabelValues("all").Set(0)
+	for _, k := range ks {
+		d.metrics.KillSwitch.WithLabelValues(killScope(k.Scope)).Set(1)
+	}
+	return nil
+}
+
+func killScope(s state.KillScope) string {
+	switch {
+	case s.Group != "" && s.AccountID != "":
+		return "group:" + s.Group + "/account:" + s.AccountID
+	case s.Group != "":
+		return "group:" + s.Group
+	case s.AccountID != "":
+		return "account:" + s.AccountID
+	}
+	return "all"
+}
