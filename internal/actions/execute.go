@@ -52,6 +52,10 @@ type Result struct {
 	Superseded bool
 	// Resent: the read-back showed Before, so the same absolute value was sent again.
 	Resent bool
+	// Unknown: whether the write was applied could not be found out (the answer was
+	// lost and the object could not be read back): leave its intent unfinished, for
+	// reconciliation to settle.
+	Unknown bool
 }
 
 // Executor sends planned absolute writes to the Marketing API and settles
@@ -83,6 +87,8 @@ type item struct {
 	api *graph.Error
 	// read: the object was read back (Observed is meaningful).
 	read bool
+	// unverified: Meta confirmed the write but reading it back failed.
+	unverified bool
 }
 
 // run is the state of one Apply or Reconcile call.
@@ -101,13 +107,19 @@ var errTokenFailed = errors.New("not sent: the access token failed")
 // POST op per write: relative_url the object id, body "status=PAUSED" or
 // "daily_budget=6000" (form encoded). Results in the order of writes.
 //
+// The executor cuts the writes into requests of graph.MaxBatchOps itself, so
+// that after an authentication failure (190, 102) the writes of the later
+// requests are not sent ("not sent: the access token failed"); the ones in
+// the same request as the refused write were already on their way.
 // Pauses (Priority) are sent in their own batch requests, before the other
 // writes, so that they keep the priority the client gives them at high usage.
 // A write whose answer is lost is read back: it holds Target → Applied; it
 // holds Before → re-sent once with the same value and read back again;
 // anything else → Superseded. A budget or bid write answered with success is
-// read back too (graph-api 13.13). After an authentication failure no further
-// write of the call is sent.
+// read back too (graph-api 13.13); when only that verification read fails, the
+// write counts as applied (Meta confirmed it) and the log line says unverified.
+// A lost answer whose read-back fails leaves the outcome unknown: not applied,
+// not permanent, and the Reason says the intent needs reconciling.
 func (x *Executor) Apply(ctx context.Context, writes []Write) []Result {
 	res := make([]Result, len(writes))
 	items := make([]*item, len(writes))
@@ -233,16 +245,15 @@ func (r *run) batch(ctx context.Context, ops []graph.BatchOp) []graph.BatchResul
 			}
 			continue
 		}
-		res, err := r.x.g.Batch(ctx, ops[lo:hi])
+		// The per-op results say everything; the call's error only repeats
+		// the first chunk-level failure.
+		res, _ := r.x.g.Batch(ctx, ops[lo:hi])
 		for i := lo; i < hi; i++ {
-			switch j := i - lo; {
-			case j < len(res):
+			if j := i - lo; j < len(res) {
 				out[i] = res[j]
-			case err != nil:
-				out[i].Err = err
-			default:
-				// A Graph that answered fewer results than ops: the outcome of
-				// the missing ones is unknown.
+			} else {
+				// A Graph that answered fewer results than ops (whatever its
+				// error says): the outcome of the missing ones is unknown.
 				out[i].Err = missingAnswer
 			}
 			if out[i].Err != nil && graph.KindOf(out[i].Err) == graph.KindAuth {
@@ -313,7 +324,7 @@ func (r *run) resend(ctx context.Context, items []*item) {
 func superseded(res *Result, observed state.Value) {
 	res.Applied = false
 	res.Superseded, res.Permanent = true, true
-	res.Reason = "failed: superseded: the " + fieldWord(res.Field) + " is now " + observed.String() +
+	res.Reason = "superseded: the " + fieldWord(res.Field) + " is now " + observed.String() +
 		", neither " + res.Before.String() + " (before) nor " + res.Target.String() + " (target): someone changed it"
 }
 
@@ -321,8 +332,11 @@ func superseded(res *Result, observed state.Value) {
 func (r *run) readFailed(it *item, err error) {
 	res := it.res
 	if it.answered {
-		// Meta confirmed the write; the verification alone failed.
-		res.Applied, res.Reason = true, ""
+		// Meta confirmed the write; the verification alone failed. Success
+		// is far likelier than a silent no-op, so it counts as applied.
+		res.Applied, res.Reason, it.unverified = true, "", true
+		r.x.log.Warn("write confirmed by Meta but not read back",
+			zap.String("object_id", res.ObjectID), zap.String("field", res.Field), zap.String("error", classify(err).what))
 		return
 	}
 	o := classify(err)
@@ -335,7 +349,8 @@ func (r *run) readFailed(it *item, err error) {
 	if res.Resent {
 		lead = "the answer to the re-sent write was lost"
 	}
-	res.Reason = lead + " and reading the object back failed (" + o.reason + "): whether it was applied is unknown until the intent is reconciled"
+	res.Unknown = true
+	res.Reason = lead + " and reading the object back failed (" + o.what + "): whether it was applied is unknown until the intent is reconciled"
 }
 
 // read reads the field of each item's object, in batches of GET ops.

@@ -18,7 +18,8 @@ import (
 
 // outcome is what an error means for a write.
 type outcome struct {
-	reason    string
+	reason    string // for a write: what happened and what follows
+	what      string // the failure alone, e.g. "Meta had a temporary problem (code 2)"
 	permanent bool
 	locked    bool
 	auth      bool
@@ -29,66 +30,79 @@ type outcome struct {
 // flags of Result. Reasons quote Meta's code and subcode and, where it helps,
 // Meta's own message with any URL removed; never a token or URL.
 func classify(err error) outcome {
+	retry := func(what string) outcome {
+		return outcome{what: what, reason: "not applied: " + what + "; a later run retries"}
+	}
 	if errors.Is(err, errTokenFailed) {
-		return outcome{reason: errTokenFailed.Error()}
+		return outcome{what: "the access token failed", reason: errTokenFailed.Error()}
 	}
 	if errors.Is(err, graph.ErrNotSent) {
-		return outcome{reason: "not sent: an earlier part of the batch request failed; a later run retries"}
+		return outcome{what: "an earlier part of the batch request failed",
+			reason: "not sent: an earlier part of the batch request failed; a later run retries"}
 	}
 	lost := errors.Is(err, graph.ErrAnswerLost)
 	e, ok := graph.AsError(err)
 	if !ok {
 		switch kind := graph.KindOf(err); {
 		case kind == graph.KindCanceled && lost:
-			return outcome{reason: "rulesd stopped before Meta answered"}
+			return outcome{what: "rulesd stopped before Meta answered", reason: "rulesd stopped before Meta answered"}
 		case kind == graph.KindCanceled:
-			return outcome{reason: "not sent: rulesd stopped"}
+			return outcome{what: "rulesd stopped", reason: "not sent: rulesd stopped"}
 		case lost:
-			return outcome{reason: "the answer from Meta was lost (connection dropped or timed out)"}
+			w := "the answer from Meta was lost (connection dropped or timed out)"
+			return outcome{what: w, reason: w}
 		default:
-			return outcome{reason: "not sent: could not reach Meta; a later run retries"}
+			return outcome{what: "could not reach Meta", reason: "not sent: could not reach Meta; a later run retries"}
 		}
 	}
-	o := outcome{api: e}
 	code := codeText(e)
+	var o outcome
 	switch kind := e.Kind(); {
 	case lost:
-		o.reason = "the answer from Meta was lost (" + code + ")"
+		o.what = "the answer from Meta was lost (" + code + ")"
+		o.reason = o.what
 	case e.IsBudgetLocked():
 		o.locked, o.permanent = true, true
-		o.reason = "Meta locked this budget for an hour: it was changed too often (" + code + ")"
+		o.what = "Meta locked this budget for an hour: it was changed too often (" + code + ")"
+		o.reason = o.what
 	case e.IsBudgetTooLow():
 		o.permanent = true
 		what := "the budget is below the minimum for this currency"
 		if e.Subcode == 1885650 {
 			what = "the budget must be at least 10% above what was already spent"
 		}
-		o.reason = "Meta refused: " + what + " (" + code + ")" + detail(e.UserMsg)
+		o.what = "Meta refused: " + what + " (" + code + ")"
+		o.reason = o.what + detail(e.UserMsg)
 	case e.IsCampaignBudgetConflict():
 		o.permanent = true
-		o.reason = "Meta refused: this ad set's budget is on its campaign (Advantage campaign budget) (" + code + ")"
+		o.what = "Meta refused: this ad set's budget is on its campaign (Advantage campaign budget; for a campaign: its budget is on its ad sets) (" + code + ")"
+		o.reason = o.what
 	case kind == graph.KindAuth:
 		o.auth = true
 		why := e.AuthReason()
 		if why == "" {
 			why = "authentication failed"
 		}
-		o.reason = "Meta refused the access token: " + why + " (" + code + "); writes with this token stop until it is replaced"
+		o.what = "Meta refused the access token: " + why + " (" + code + ")"
+		o.reason = o.what + "; writes with this token stop until it is replaced"
 	case kind == graph.KindPermission:
 		o.permanent = true
-		o.reason = "Meta refused: the access token lacks permission for this change (" + code + ")" + detail(message(e))
+		o.what = "Meta refused: the access token lacks permission for this change (" + code + ")"
+		o.reason = o.what + detail(message(e))
 	case kind == graph.KindThrottled:
-		o.reason = "not applied: Meta is rate-limiting requests (" + code + "); a later run retries"
+		o = retry("Meta is rate-limiting requests (" + code + ")")
 	case kind == graph.KindTransient:
-		o.reason = "not applied: Meta had a temporary problem (" + code + "); a later run retries"
+		o = retry("Meta had a temporary problem (" + code + ")")
 	case kind == graph.KindBadResponse:
-		o.reason = "not applied: Meta's answer could not be understood (" + code + "); a later run retries"
+		o = retry("Meta's answer could not be understood (" + code + ")")
 	case kind == graph.KindCanceled:
-		o.reason = "not sent: rulesd stopped"
+		o.what, o.reason = "rulesd stopped", "not sent: rulesd stopped"
 	default: // invalid request and unknown codes: the same request would fail again
 		o.permanent = true
+		o.what = "Meta refused (" + code + ")" + detail(message(e))
 		o.reason = "Meta refused the change (" + code + ")" + detail(message(e))
 	}
+	o.api = e
 	return o
 }
 
@@ -249,6 +263,9 @@ func (x *Executor) logResult(msg string, it *item) {
 	}
 	if it.read {
 		fields = append(fields, zap.Stringer("observed", res.Observed))
+	}
+	if it.unverified {
+		fields = append(fields, zap.Bool("unverified", true))
 	}
 	if res.Reason != "" {
 		fields = append(fields, zap.String("reason", res.Reason))

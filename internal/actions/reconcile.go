@@ -10,8 +10,9 @@ import (
 // Reconcile settles intents left unfinished by a crash (SPEC 4.6): read each
 // object's field; equal to the target -> Applied; equal to Before and the
 // intent is younger than maxAge -> re-send the same absolute value (Resent)
-// and report that outcome; anything else -> Superseded ("failed: superseded",
-// a person changed it). Results are in the order of intents.
+// and report that outcome; anything else -> Superseded (to be recorded as
+// failed; Reason "superseded: …": a person changed it). Results are in the
+// order of intents.
 //
 // An intent whose object cannot be read is not applied and not permanent: its
 // Reason says so, and the caller should leave it unfinished for a later try.
@@ -52,7 +53,8 @@ func (x *Executor) Reconcile(ctx context.Context, intents []state.Intent, maxAge
 			o := classify(errs[i])
 			it.api = o.api
 			res.Auth = o.auth
-			res.Reason = "could not read the object to reconcile the unfinished write (" + o.reason + "); it stays unfinished"
+			res.Unknown = true
+			res.Reason = "could not read the object to reconcile the unfinished write (" + o.what + "); it stays unfinished"
 			continue
 		}
 		it.read, res.Observed = true, values[i]
@@ -63,7 +65,7 @@ func (x *Executor) Reconcile(ctx context.Context, intents []state.Intent, maxAge
 			again = append(again, it)
 		case same(res.Field, values[i], res.Before):
 			res.Superseded, res.Permanent = true, true
-			res.Reason = "failed: superseded: the unfinished write was never applied and is older than " +
+			res.Reason = "superseded: the unfinished write was never applied and is older than " +
 				maxAge.String() + ", too old to send again (the " + fieldWord(res.Field) + " still holds " + res.Before.String() + ")"
 		default:
 			superseded(res, values[i])

@@ -165,7 +165,11 @@ func (e *Engine) record(ctx context.Context, g *rules.Group, acct config.Account
 		}
 		o := state.Outcome{}
 		if res, ok := byDecision[d]; ok {
-			o.IntentID = res.IntentID
+			// An unknown outcome leaves the intent unfinished: reconciliation settles it
+			// (and records the change) once the object can be read.
+			if !res.Unknown {
+				o.IntentID = res.IntentID
+			}
 			if res.Applied {
 				d.Result = state.ResultApplied
 			} else {
@@ -374,6 +378,10 @@ func (e *Engine) settle(ctx context.Context, intents []state.Intent) error {
 	var outcomes []state.Outcome
 	for i, res := range results {
 		in := intents[i]
+		if res.Unknown {
+			e.opts.Logger.Warn("intent stays unfinished", zap.Int64("intent", in.ID), zap.String("object_id", in.ObjectID), zap.String("reason", res.Reason))
+			continue
+		}
 		rec := state.AuditRecord{Time: now, RunID: in.RunID, Group: in.Group, Rule: in.Rule, AccountID: in.AccountID,
 			Level: in.Level, ObjectID: in.ObjectID, ObjectName: in.ObjectName, Kind: in.Kind, Field: in.Field,
 			Before: in.Before, After: in.Target, Result: state.ResultApplied}
@@ -384,13 +392,13 @@ func (e *Engine) settle(ctx context.Context, intents []state.Intent) error {
 		} else {
 			o.Audit.Result = state.ResultFailed
 			o.Audit.Error = res.Reason
-			if res.Superseded {
-				o.Audit.Error = "superseded: " + res.Reason
-			}
 		}
 		e.opts.Logger.Info("reconciled intent", zap.Int64("intent", in.ID), zap.String("object_id", in.ObjectID),
 			zap.String("field", in.Field), zap.String("result", o.Audit.Result), zap.Bool("resent", res.Resent), zap.String("error", o.Audit.Error))
 		outcomes = append(outcomes, o)
+	}
+	if len(outcomes) == 0 {
+		return nil
 	}
 	if _, err := e.opts.Store.RecordOutcomes(context.WithoutCancel(ctx), outcomes); err != nil {
 		return fmt.Errorf("record reconciled intents: %w", err)
