@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/rulesd/rulesd/internal/app"
 	"github.com/rulesd/rulesd/internal/config"
@@ -19,6 +20,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "rulesd.yaml", "config file")
 	dryRun := fs.Bool("dry-run", false, "compute and record everything, write nothing to the API")
 	once := fs.Bool("once", false, "run every group once and exit (0 = every run succeeded with no failed action and no guard tripped)")
+	nowFlag := fs.String("now", "", "with --once: run as if scheduled at this RFC 3339 time (for tests and replays)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: rulesd run [--config F] [--dry-run] [--once]")
 		fs.PrintDefaults()
@@ -29,6 +31,15 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return 2
+	}
+	var now func() time.Time
+	if *nowFlag != "" {
+		t, err := time.Parse(time.RFC3339, *nowFlag)
+		if err != nil || !*once {
+			fmt.Fprintln(stderr, "rulesd run: --now needs --once and an RFC 3339 time such as 2026-11-20T10:00:00Z")
+			return 2
+		}
+		now = func() time.Time { return t }
 	}
 	cfg, diags := config.Load(*cfgPath)
 	if cfg == nil {
@@ -56,7 +67,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
-	ok, err := app.Run(ctx, app.Options{ConfigPath: *cfgPath, DryRun: *dryRun, Once: *once, Logger: log, Reload: reload, Stderr: stderr})
+	ok, err := app.Run(ctx, app.Options{ConfigPath: *cfgPath, DryRun: *dryRun, Once: *once, Logger: log, Reload: reload, Stderr: stderr, Now: now})
 	if err != nil {
 		fmt.Fprintln(stderr, "rulesd:", err)
 		return 1
