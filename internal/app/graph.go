@@ -112,6 +112,7 @@ func newGraph(cfg *config.Config, reg prometheus.Registerer, log *zap.Logger, go
 	if err != nil {
 		return nil, err
 	}
+	def.InitAccounts(cfg.AccountIDs()...)
 	r := &graphRouter{def: def, byAccount: map[string]*graph.Client{}}
 	byFile := map[string]*graph.Client{}
 	for _, a := range cfg.Accounts {

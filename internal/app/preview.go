@@ -102,7 +102,7 @@ func Preview(ctx context.Context, opts PreviewOptions) (*PreviewResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng, err := engine.New(engine.Options{Config: cfg, Rules: set, Reader: reader, Store: store, Logger: log, Now: now})
+	eng, err := engine.New(engine.Options{Config: cfg, Rules: set, Reader: reader, Store: store, Logger: log, Now: now, Concurrency: cfg.Graph.MaxInFlight})
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,9 @@ func Preview(ctx context.Context, opts PreviewOptions) (*PreviewResult, error) {
 	res := &PreviewResult{Matches: []PreviewMatch{}, Errors: []PreviewError{}, Currencies: map[string]string{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	// Accounts in parallel, as many as requests may be in flight: a read is a chain of
+	// dependent requests, so fewer accounts would leave the client idle.
+	sem := make(chan struct{}, cfg.Graph.MaxInFlight)
 	at := now().Truncate(time.Second)
 	for _, a := range accts {
 		wg.Add(1)

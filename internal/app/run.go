@@ -134,7 +134,7 @@ func start(ctx context.Context, opts Options) (*Daemon, error) {
 	d.engine, err = engine.New(engine.Options{
 		Config: cfg, Rules: set, Reader: d.reader, Executor: actions.NewExecutor(g, log.Named("actions")),
 		Store: d.store, Notify: d.notifier, Metrics: d.metrics, Logger: log, DryRun: opts.DryRun,
-		Now: opts.Now, OnRun: opts.OnRun, Owner: ownerName(),
+		Now: opts.Now, OnRun: opts.OnRun, Owner: ownerName(), Concurrency: cfg.Graph.MaxInFlight,
 	})
 	if err != nil {
 		d.store.Close()

@@ -345,9 +345,9 @@ func fieldKind(f string) string {
 	return "budget"
 }
 
-// resolveConflicts lets one write per object through per run: a pause beats
-// everything else on the object, otherwise the first rule in file order wins
-// (SPEC 4.3). Notifications never claim.
+// resolveConflicts lets one write per object through per run: the first rule in
+// file order wins, except that a pause beats a budget or bid increase (SPEC 4.3).
+// Notifications never claim.
 func resolveConflicts(ds []*Decision) {
 	winner := map[string]*Decision{}
 	for _, d := range ds {
@@ -358,7 +358,7 @@ func resolveConflicts(ds []*Decision) {
 		switch {
 		case !ok:
 			winner[d.Object.ID] = d
-		case d.Rule.Action.Kind == rules.Pause && w.Rule.Action.Kind != rules.Pause:
+		case d.Rule.Action.Kind == rules.Pause && w.Change.IsMoney() && w.Change.Increase():
 			w.Result, w.Error = state.ResultSkippedConflict, "rule "+d.Rule.Name+" pauses this object in the same run"
 			winner[d.Object.ID] = d
 		default:

@@ -116,3 +116,15 @@ func RegisterMetrics(reg prometheus.Registerer) error {
 	_, err := newMetrics(reg)
 	return err
 }
+
+// InitAccounts creates the per-account series at 0, so that alerts on throttling
+// work from the first scrape (SPEC 8), and the app-wide one.
+func (c *Client) InitAccounts(accounts ...string) {
+	if c.m.throttled == nil {
+		return
+	}
+	c.m.throttled.WithLabelValues("app")
+	for _, a := range accounts {
+		c.m.throttled.WithLabelValues(a)
+	}
+}

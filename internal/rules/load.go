@@ -49,6 +49,8 @@ type Group struct {
 	Rules            []*Rule
 	// Hash identifies the group's definition, so a reload can tell a changed group.
 	Hash string
+
+	layout *Layout
 }
 
 // Selects reports whether the group runs for the account.
@@ -101,6 +103,9 @@ type Rule struct {
 	where, when         triFn
 	whereNode, whenNode ast.Node
 }
+
+// Layout is the layout of the rows the rule evaluates: that of its rule set.
+func (r *Rule) Layout() *Layout { return r.Group.layout }
 
 // Action is what a rule does to a matched object.
 type Action struct {
@@ -424,7 +429,7 @@ func (ld *loader) group(d *yamlx.Decoder, gs *groupSpec) {
 		return
 	}
 	ld.groups[gs.Name.Value] = gs.Name.Pos
-	g := &Group{Name: gs.Name.Value, Pos: gs.Pos, Location: time.UTC}
+	g := &Group{Name: gs.Name.Value, Pos: gs.Pos, Location: time.UTC, layout: ld.comp.layout}
 	if ld.cfg != nil {
 		if loc, err := time.LoadLocation(ld.cfg.Timezone.Value); err == nil {
 			g.Location = loc
