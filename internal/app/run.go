@@ -48,6 +48,10 @@ type Options struct {
 	Tick <-chan time.Time
 	// Stderr receives reload problems for people (the log has them too).
 	Stderr io.Writer
+
+	// noWatch turns the rule-file watch off, so that a test knows which trigger
+	// reloaded.
+	noWatch bool
 }
 
 // Daemon is a running rulesd.
@@ -237,9 +241,14 @@ func (d *Daemon) serve(ctx context.Context) error {
 	go func() { srvErr <- d.serveHTTP(ctx, ln) }()
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
+	watched := make(chan struct{})
+	defer func() { stopWatch(); <-watched }() // the watch ends before Run returns
 	changes := make(chan struct{}, 1)
-	go d.watch(watchCtx, changes)
+	if d.opts.noWatch {
+		close(watched)
+	} else {
+		go func() { defer close(watched); d.watch(watchCtx, changes) }()
+	}
 
 	if d.opts.Tick == nil {
 		d.sched.Sync()

@@ -34,14 +34,24 @@ type rowDecoder struct {
 	kinds        []convKind
 	actions      map[string]int // explicit actions["x"] slots
 	actionValues map[string]int // explicit action_values["x"] slots
-	needActions  bool
-	needValues   bool
+	// actionTargets maps an action type to every use of it in this read.
+	actionTargets map[string][]actionTarget
+	needActions   bool
+	needValues    bool
 	// per-row scratch, reused
 	vals    []float64
 	seen    []bool
 	convCnt [][]float64 // per kind, per priority: count (NaN when absent)
 	convVal [][]float64
 	rows    int
+}
+
+// actionTarget is one use of an action type: an explicit slot, or a place in a
+// conversion kind's priority list; for the actions or the action_values list.
+type actionTarget struct {
+	slot       int
+	kind, prio int
+	values     bool
 }
 
 type fieldSlot struct {
@@ -100,6 +110,20 @@ func (r *Reader) newRowDecoder(lay *rules.Layout, t *Table, w rules.Window, read
 		if i, ok := lay.Num(rules.Key{Kind: rules.KeyActionValue, Window: w, ActionType: a}); ok {
 			d.actionValues[a] = i
 			d.needValues = true
+		}
+	}
+	d.actionTargets = map[string][]actionTarget{}
+	add := func(typ string, t actionTarget) { d.actionTargets[typ] = append(d.actionTargets[typ], t) }
+	for typ, slot := range d.actions {
+		add(typ, actionTarget{slot: slot, kind: -1})
+	}
+	for typ, slot := range d.actionValues {
+		add(typ, actionTarget{slot: slot, kind: -1, values: true})
+	}
+	for k, kind := range d.kinds {
+		for p, typ := range kind.types {
+			add(typ, actionTarget{slot: -1, kind: k, prio: p})
+			add(typ, actionTarget{slot: -1, kind: k, prio: p, values: true})
 		}
 	}
 	d.vals = make([]float64, len(lay.NumKeys()))
@@ -239,22 +263,21 @@ func (d *rowDecoder) actionList(s *scanner, values bool) error {
 		if err != nil {
 			return err
 		}
-		explicit := d.actions
-		if values {
-			explicit = d.actionValues
+		// One map lookup tells everything an action type is used for; most types
+		// in a row (page_engagement, video_view, ...) are used for nothing.
+		targets, ok := d.actionTargets[string(typ)]
+		if !ok {
+			return nil
 		}
-		if slot, ok := explicit[string(typ)]; ok {
-			d.vals[slot], d.seen[slot] = val, true
-		}
-		for k, kind := range d.kinds {
-			for p, t := range kind.types {
-				if t == string(typ) {
-					if values {
-						d.convVal[k][p] = val
-					} else {
-						d.convCnt[k][p] = val
-					}
-				}
+		for _, t := range targets {
+			switch {
+			case t.values != values:
+			case t.slot >= 0:
+				d.vals[t.slot], d.seen[t.slot] = val, true
+			case values:
+				d.convVal[t.kind][t.prio] = val
+			default:
+				d.convCnt[t.kind][t.prio] = val
 			}
 		}
 		return nil

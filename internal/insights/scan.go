@@ -65,28 +65,31 @@ func (s *scanner) str() (v []byte, escaped bool, err error) {
 		return nil, false, err
 	}
 	start := s.i
-	for {
-		// IndexByte is vectorised: find the next quote, then check it is not escaped.
-		j := bytes.IndexByte(s.b[s.i:], '"')
-		if j < 0 {
-			return nil, false, s.errorf("unterminated string")
-		}
-		end := s.i + j
-		if bytes.IndexByte(s.b[s.i:end], '\\') < 0 {
-			s.i = end + 1
-			return s.b[start:end], escaped, nil
-		}
-		escaped = true
-		// Count the backslashes before the quote: an odd number escapes it.
-		k := end
-		for k > start && s.b[k-1] == '\\' {
-			k--
-		}
-		s.i = end + 1
-		if (end-k)%2 == 0 {
-			return s.b[start:end], escaped, nil
+	// Keys and numbers are short: a plain loop beats two vectorised searches there.
+	for i := s.i; i < len(s.b); i++ {
+		switch s.b[i] {
+		case '"':
+			s.i = i + 1
+			return s.b[start:i], false, nil
+		case '\\':
+			return s.escapedStr(start)
 		}
 	}
+	return nil, false, s.errorf("unterminated string")
+}
+
+// escapedStr finishes a string that holds escapes, from its first byte at start.
+func (s *scanner) escapedStr(start int) ([]byte, bool, error) {
+	for i := start; i < len(s.b); i++ {
+		switch s.b[i] {
+		case '\\':
+			i++
+		case '"':
+			s.i = i + 1
+			return s.b[start:i], true, nil
+		}
+	}
+	return nil, false, s.errorf("unterminated string")
 }
 
 // skip moves past the value at the cursor.
@@ -279,15 +282,16 @@ func (s *scanner) array(fn func(s *scanner) error) error {
 func eachDataRow(body []byte, fn func(s *scanner) error) error {
 	s := &scanner{b: body}
 	found := false
-	err := s.object(func(key []byte, kind byte, v []byte, _ bool) error {
+	err := s.fields(func(key []byte) error {
 		if string(key) != "data" {
-			return nil
+			return s.skip()
 		}
 		found = true
-		if kind != kArray {
+		if s.i >= len(s.b) || s.b[s.i] != '[' {
 			return fmt.Errorf("%w: data is not a list", errSyntax)
 		}
-		return (&scanner{b: v}).array(fn)
+		// Parse the rows in place: skipping the list first would scan it twice.
+		return s.array(fn)
 	})
 	if err != nil {
 		return err
