@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/rulesd/rulesd/internal/actions"
@@ -108,8 +109,39 @@ func New(opts Options) (*Engine, error) {
 // Update swaps in a new config and rule set (a reload). Runs in flight finish with
 // the set they started with.
 func (e *Engine) Update(cfg *config.Config, set *rules.Set) {
-	e.loaded.Store(&loaded{cfg: cfg, set: set})
+	if old := e.loaded.Swap(&loaded{cfg: cfg, set: set}); old != nil {
+		e.dropMetrics(old.set, set)
+	}
 	e.initMetrics(cfg, set)
+}
+
+// dropMetrics deletes the series of groups that a reload removed, so that alerts on
+// "group not running" do not fire for them.
+func (e *Engine) dropMetrics(old, cur *rules.Set) {
+	live := map[string]bool{}
+	for _, g := range cur.Groups {
+		live[g.Name] = true
+	}
+	m := e.opts.Metrics
+	for _, g := range old.Groups {
+		if live[g.Name] {
+			continue
+		}
+		l := prometheus.Labels{"group": g.Name}
+		m.GroupRuns.DeletePartialMatch(l)
+		m.GroupLastRun.DeletePartialMatch(l)
+		m.GroupLastRunDuration.DeletePartialMatch(l)
+		m.GroupRunDuration.DeletePartialMatch(l)
+		m.RuleEvaluations.DeletePartialMatch(l)
+		m.RuleEvaluationErrors.DeletePartialMatch(l)
+		m.RuleObjectsInScope.DeletePartialMatch(l)
+		m.RuleMatches.DeletePartialMatch(l)
+		m.RulePending.DeletePartialMatch(l)
+		m.Actions.DeletePartialMatch(l)
+		e.mu.Lock()
+		delete(e.last, g.Name)
+		e.mu.Unlock()
+	}
 }
 
 // Rules returns the rule set in use.
