@@ -46,6 +46,8 @@ type Options struct {
 	// Tick, when set, replaces the cron schedule: every group runs on each value
 	// received (the demo's fast clock).
 	Tick <-chan time.Time
+	// OnTickDone, when set, is called with each Tick value once every group ran for it.
+	OnTickDone func(at time.Time)
 	// Stderr receives reload problems for people (the log has them too).
 	Stderr io.Writer
 
@@ -72,6 +74,8 @@ type Daemon struct {
 	reloadOK bool
 	reloadAt time.Time
 	reloadEr []string
+	// loadHash is contentHash just after the start-up load, the watch's baseline.
+	loadHash [32]byte
 }
 
 // Run runs the daemon until ctx is done (or, with Once, until every group ran once).
@@ -108,6 +112,7 @@ func start(ctx context.Context, opts Options) (*Daemon, error) {
 		log.Warn("rule file warning", zap.String("warning", w.String()))
 	}
 	d := &Daemon{opts: opts, log: log, cfg: cfg, set: set, reloadOK: true, reloadAt: opts.Now()}
+	d.loadHash = d.contentHash()
 	d.reg = prometheus.NewRegistry()
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if d.metrics, err = RegisterMetrics(d.reg); err != nil {
@@ -259,15 +264,11 @@ func (d *Daemon) serve(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			// Cancel reads, let write batches in flight finish (intents stay consistent).
-			sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
-			d.sched.Stop(sctx)
-			cancel()
-			if err := <-srvErr; err != nil && !errors.Is(err, context.Canceled) {
-				return err
-			}
-			return nil
+			return d.shutdown(<-srvErr)
 		case err := <-srvErr:
+			if ctx.Err() != nil { // the server saw ctx end first
+				return d.shutdown(err)
+			}
 			return fmt.Errorf("http server: %w", err)
 		case <-d.opts.Reload:
 			_ = d.Reload(ctx)
@@ -279,10 +280,25 @@ func (d *Daemon) serve(ctx context.Context) error {
 					d.log.Error("group run", zap.String("group", g.Name), zap.Error(err))
 				}
 			}
+			if d.opts.OnTickDone != nil {
+				d.opts.OnTickDone(at)
+			}
 		case <-housekeeping.C:
 			d.prune(ctx)
 		}
 	}
+}
+
+// shutdown stops the schedule once ctx is done: reads are cancelled, write batches
+// in flight finish (intents stay consistent). srvErr is what the HTTP server returned.
+func (d *Daemon) shutdown(srvErr error) error {
+	sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	d.sched.Stop(sctx)
+	cancel()
+	if srvErr != nil && !errors.Is(srvErr, context.Canceled) {
+		return srvErr
+	}
+	return nil
 }
 
 // prune deletes state older than the retention.
@@ -292,8 +308,9 @@ func (d *Daemon) prune(ctx context.Context) {
 	if _, err := d.store.PruneAudit(ctx, cutoff); err != nil {
 		d.log.Warn("prune audit log", zap.Error(err))
 	}
-	day := now.Add(-48 * time.Hour)
-	_, _ = d.store.PruneHistory(ctx, day)
+	// Changes and holds are kept as long as the audit log: an ended manual hold must
+	// stay known, or a person's value would be taken for a new manual change again.
+	_, _ = d.store.PruneHistory(ctx, cutoff)
 	_, _ = d.store.PruneCooldowns(ctx, now)
 	_, _ = d.store.PruneIntents(ctx, cutoff)
 	_, _ = d.store.PrunePending(ctx, now.Add(-7*24*time.Hour))

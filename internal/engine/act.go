@@ -376,6 +376,8 @@ func (e *Engine) settle(ctx context.Context, intents []state.Intent) error {
 	}
 	results := e.opts.Executor.Reconcile(ctx, intents, maxAge, now)
 	var outcomes []state.Outcome
+	var cooldowns []state.Cooldown
+	var holds []state.Hold
 	for i, res := range results {
 		in := intents[i]
 		if res.Unknown {
@@ -393,6 +395,14 @@ func (e *Engine) settle(ctx context.Context, intents []state.Intent) error {
 			o.Audit.Result = state.ResultFailed
 			o.Audit.Error = res.Reason
 		}
+		// A settled intent was the rule's action: it starts the rule's cooldown from
+		// the run that decided it, as it would have had the run completed (SPEC 4.2).
+		if r := e.findRule(in.Group, in.Rule); r != nil && (res.Applied || res.Permanent) {
+			cooldowns = append(cooldowns, state.Cooldown{Group: in.Group, Rule: in.Rule, ObjectID: in.ObjectID, Until: in.Created.Add(r.Cooldown)})
+		}
+		if res.Locked {
+			holds = append(holds, state.Hold{ObjectID: in.ObjectID, Field: in.Field, Reason: state.HoldLocked, Until: now.Add(time.Hour)})
+		}
 		e.opts.Logger.Info("reconciled intent", zap.Int64("intent", in.ID), zap.String("object_id", in.ObjectID),
 			zap.String("field", in.Field), zap.String("result", o.Audit.Result), zap.Bool("resent", res.Resent), zap.String("error", o.Audit.Error))
 		outcomes = append(outcomes, o)
@@ -400,8 +410,30 @@ func (e *Engine) settle(ctx context.Context, intents []state.Intent) error {
 	if len(outcomes) == 0 {
 		return nil
 	}
-	if _, err := e.opts.Store.RecordOutcomes(context.WithoutCancel(ctx), outcomes); err != nil {
+	sctx := context.WithoutCancel(ctx)
+	if _, err := e.opts.Store.RecordOutcomes(sctx, outcomes); err != nil {
 		return fmt.Errorf("record reconciled intents: %w", err)
+	}
+	if err := e.opts.Store.SetCooldowns(sctx, cooldowns); err != nil {
+		return fmt.Errorf("store cooldowns of reconciled intents: %w", err)
+	}
+	if err := e.opts.Store.SetHolds(sctx, holds); err != nil {
+		return fmt.Errorf("store holds of reconciled intents: %w", err)
+	}
+	return nil
+}
+
+// findRule returns the rule of the loaded set, or nil when a reload removed it.
+func (e *Engine) findRule(group, rule string) *rules.Rule {
+	for _, g := range e.loaded.Load().set.Groups {
+		if g.Name != group {
+			continue
+		}
+		for _, r := range g.Rules {
+			if r.Name == rule {
+				return r
+			}
+		}
 	}
 	return nil
 }

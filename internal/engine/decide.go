@@ -19,7 +19,8 @@ import (
 type accountState struct {
 	lastLive  map[objField]state.LastWrite // real writes: paused_by_rulesd, manual detection
 	changes   map[string][]state.Change    // by object, last 24h, of the run's mode (live or dry)
-	holds     map[objField][]state.Hold
+	holds     map[objField][]state.Hold    // active and ended ones (see manualSeen)
+	at        time.Time
 	kill      []state.KillSwitch
 	dry       bool
 	manualTTL time.Duration
@@ -29,7 +30,7 @@ type objField struct{ obj, field string }
 
 func (e *Engine) loadState(ctx context.Context, acct string, ids []string, at time.Time, dry bool) (*accountState, error) {
 	st := e.opts.Store
-	s := &accountState{lastLive: map[objField]state.LastWrite{}, holds: map[objField][]state.Hold{}, dry: dry}
+	s := &accountState{lastLive: map[objField]state.LastWrite{}, holds: map[objField][]state.Hold{}, dry: dry, at: at}
 	lws, err := st.LastWrites(ctx, false, ids)
 	if err != nil {
 		return nil, err
@@ -42,7 +43,9 @@ func (e *Engine) loadState(ctx context.Context, acct string, ids []string, at ti
 		return nil, err
 	}
 	s.changes = state.ChangesByObject(changes)
-	holds, err := st.ActiveHolds(ctx, dry, ids, at)
+	// Ended holds too: a manual hold that ended still says that the person's value
+	// was seen (manualSeen), so it is not taken for a new change by hand.
+	holds, err := st.ActiveHolds(ctx, dry, ids, time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -53,9 +56,22 @@ func (e *Engine) loadState(ctx context.Context, acct string, ids []string, at ti
 	return s, nil
 }
 
+// hold reports whether a hold for reason is active on the field.
 func (s *accountState) hold(obj, field, reason string) bool {
 	for _, h := range s.holds[objField{obj, field}] {
-		if h.Reason == reason {
+		if h.Reason == reason && h.Until.After(s.at) {
+			return true
+		}
+	}
+	return false
+}
+
+// manualSeen reports whether a manual hold was started after rulesd's last write to
+// the field (at w.Time): the person's change was detected then, held for
+// manual_hold, and is now the field's normal value, not a new change by hand.
+func (s *accountState) manualSeen(obj, field string, w state.LastWrite) bool {
+	for _, h := range s.holds[objField{obj, field}] {
+		if h.Reason == state.HoldManual && h.Until.After(w.Time.Add(s.manualTTL)) {
 			return true
 		}
 	}
@@ -300,7 +316,7 @@ func (e *Engine) guard(d *Decision, snap *insights.Snapshot, acct config.Account
 		d.Result, d.Error = state.ResultSkippedManual, "changed by a person recently; rulesd leaves it alone"
 		return
 	}
-	if w, ok := s.lastLive[objField{o.ID, field}]; ok && w.Value != currentValue(o, field) {
+	if w, ok := s.lastLive[objField{o.ID, field}]; ok && w.Value != currentValue(o, field) && !s.manualSeen(o.ID, field, w) {
 		d.Result = state.ResultSkippedManual
 		d.Error = fmt.Sprintf("someone changed %s from %s (rulesd's last write) to %s; held for %s", field, w.Value, currentValue(o, field), s.manualTTL)
 		d.hold = &state.Hold{ObjectID: o.ID, Field: field, Reason: state.HoldManual, DryRun: d.Dry, Until: at.Add(s.manualTTL)}

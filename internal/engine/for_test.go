@@ -37,6 +37,13 @@ func TestForActsOnThirdEvaluation(t *testing.T) {
 		if i < 2 && len(w.writes(ad)) != 0 {
 			t.Fatalf("evaluation %d wrote %v", i+1, w.writes(ad))
 		}
+		wantGauge := 1.0
+		if i == 2 {
+			wantGauge = 0
+		}
+		if g := w.counter("rulesd_rule_pending", map[string]string{"rule": "slow-stop"}); g != wantGauge {
+			t.Errorf("evaluation %d: rulesd_rule_pending = %v, want %v", i+1, g, wantGauge)
+		}
 	}
 	if ws := w.writes(ad); len(ws) != 1 || ws[0].New != fakegraph.StatusPaused {
 		t.Fatalf("writes = %+v, want one pause", ws)

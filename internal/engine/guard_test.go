@@ -26,6 +26,7 @@ func TestBlastRadius(t *testing.T) {
 		{"fewer than 5", "", 4, 4, false},
 		{"over max_actions_per_run", "max_actions_per_run: 2", 10, 3, true},
 		{"at max_actions_per_run", "max_actions_per_run: 3", 10, 3, false},
+		{"no-ops do not count", "", 6, 6, false}, // 4 of them already paused
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -44,12 +45,19 @@ groups:
 			for _, id := range ids[:c.hits] {
 				w.spendToday(id, 20)
 			}
+			hits := ids[:c.hits]
+			if strings.HasPrefix(c.name, "no-ops") {
+				for _, id := range ids[2:] {
+					w.check(w.fake.SetStatus(id, fakegraph.StatusPaused))
+				}
+				hits = ids[:2]
+			}
 			ar := w.runOK("g")
 			want := state.ResultApplied
 			if c.blocked {
 				want = state.ResultBlockedGuard
 			}
-			for _, id := range ids[:c.hits] {
+			for _, id := range hits {
 				if got := ar.result("stop", id); got != want {
 					t.Errorf("%s: %q, want %q", id, got, want)
 				}
@@ -69,8 +77,8 @@ groups:
 				if !ar.GuardTripped || ar.Result != "partial" {
 					t.Errorf("run: guard tripped %v, result %s", ar.GuardTripped, ar.Result)
 				}
-			} else if nWrites != c.hits {
-				t.Errorf("writes = %d, want %d", nWrites, c.hits)
+			} else if nWrites != len(hits) {
+				t.Errorf("writes = %d, want %d", nWrites, len(hits))
 			}
 		})
 	}
@@ -118,8 +126,9 @@ groups:
 	if n := len(w.writes(as)); n != 3 {
 		t.Errorf("writes = %d, want 3", n)
 	}
-	if got := w.auditResults("grow", as); got != "applied,applied,skipped_pacing,applied" {
-		t.Errorf("audit = %s (a repeated skip is recorded once per cooldown period)", got)
+	// The cooldown (10m) is shorter than the schedule: every skip is recorded.
+	if got := w.auditResults("grow", as); got != "applied,applied,skipped_pacing,skipped_pacing,skipped_pacing,applied" {
+		t.Errorf("audit = %s", got)
 	}
 	if n := w.actionsTotal("grow", state.ResultSkippedPacing); n != 3 {
 		t.Errorf("rulesd_actions_total{result=skipped_pacing} = %v, want 3", n)
@@ -268,5 +277,75 @@ groups:
 	ar := w.runOK("g")
 	if got := ar.result("stop", ad); got != state.ResultApplied {
 		t.Fatalf("pause while flapping: %q (%s), want applied", got, ar.decision("stop", ad).Error)
+	}
+}
+
+// TestBlastRadiusIgnoresNotify: a notify rule matching everything is not a blast.
+func TestBlastRadiusIgnoresNotify(t *testing.T) {
+	w := newWorld(t, defaultConfig, `
+groups:
+- name: g
+  rules:
+  - name: tell
+    level: ad
+    window: today
+    when: spend >= 0
+    action: {kind: notify, message: "hi"}
+`)
+	ids := w.ads("x", 8)
+	ar := w.runOK("g")
+	for _, id := range ids {
+		if got := ar.result("tell", id); got != state.ResultApplied {
+			t.Errorf("%s: %q, want applied", id, got)
+		}
+	}
+	if ar.GuardTripped {
+		t.Errorf("guard tripped by notifications")
+	}
+}
+
+// TestFlappingBudget: budget direction reversals count too: after more than 3 in 24h,
+// increases are blocked and decreases go through.
+func TestFlappingBudget(t *testing.T) {
+	w := newWorld(t, defaultConfig, `
+groups:
+- name: up
+  rules:
+  - name: grow
+    level: adset
+    window: today
+    when: spend >= 0
+    cooldown: 1m
+    action: {kind: change_budget, by: "+10%"}
+- name: down
+  rules:
+  - name: shrink
+    level: adset
+    window: today
+    when: spend >= 0
+    cooldown: 1m
+    action: {kind: change_budget, by: "-10%"}
+`)
+	as := w.adsetWithBudget("s", 10000)
+	// + - + - + (4 reversals), then - still passes, then + is blocked.
+	steps := []struct{ group, rule, want string }{
+		{"up", "grow", state.ResultApplied},
+		{"down", "shrink", state.ResultApplied},
+		{"up", "grow", state.ResultApplied},
+		{"down", "shrink", state.ResultApplied},
+		{"up", "grow", state.ResultApplied},
+		{"down", "shrink", state.ResultApplied},
+		{"up", "grow", state.ResultBlockedFlapping},
+		{"down", "shrink", state.ResultApplied},
+	}
+	for i, s := range steps {
+		w.at(mins(90 * i))
+		ar := w.runOK(s.group)
+		if got := ar.result(s.rule, as); got != s.want {
+			t.Fatalf("step %d %s: %q (%s), want %q", i, s.rule, got, ar.decision(s.rule, as).Error, s.want)
+		}
+	}
+	if n := len(w.writes(as)); n != 7 {
+		t.Errorf("writes = %d, want 7", n)
 	}
 }
