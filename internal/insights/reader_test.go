@@ -140,3 +140,87 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// asyncWorld is one account with a few ads whose last_7d insights the test reads.
+func asyncWorld(t *testing.T, w *world) (string, []string) {
+	f := w.fake
+	acct := fakegraph.Must(f.AddAccount(fakegraph.Account{ID: "act_300", Currency: "JPY", TimezoneName: "Asia/Tokyo"}))
+	camp := fakegraph.Must(f.AddCampaign(fakegraph.Campaign{AccountID: acct}))
+	as := fakegraph.Must(f.AddAdSet(fakegraph.AdSet{CampaignID: camp, DailyBudget: 5000}))
+	var ads []string
+	for i := range 4 {
+		ad := fakegraph.Must(f.AddAd(fakegraph.Ad{AdSetID: as}))
+		ads = append(ads, ad)
+		for d := -7; d <= -1; d++ {
+			must(t, f.SetDaily(ad, f.Day(acct, d), fakegraph.DayMetrics{Spend: float64(100 * (i + 1)), Impressions: 1000}))
+		}
+	}
+	return acct, ads
+}
+
+func TestReadAsyncInsights(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(w *world, cfg *config.Config)
+		jobs  []fakegraph.AsyncBehavior
+	}{
+		{name: "above the object threshold", setup: func(_ *world, cfg *config.Config) { cfg.Graph.AsyncAboveObjects = 2 }},
+		{name: "after a sync timeout", setup: func(w *world, _ *config.Config) {
+			w.fake.Inject(fakegraph.FaultRule{Method: "GET", Path: "/insights", Times: 1, Fault: fakegraph.ErrorFault(100, 1504018)})
+		}},
+		{name: "skipped job is resubmitted", setup: func(_ *world, cfg *config.Config) { cfg.Graph.AsyncAboveObjects = 2 },
+			jobs: []fakegraph.AsyncBehavior{{Outcome: fakegraph.JobSkipped}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			acct, ads := asyncWorld(t, w)
+			cfg := config.Default()
+			tc.setup(w, cfg)
+			w.fake.QueueAsync(tc.jobs...)
+			set := loadRules(t, "groups:\n- name: g\n  rules:\n  - {name: r, level: ad, window: last_7d, when: 'spend > 0', action: {kind: notify}}\n")
+			polls := 0
+			r, err := NewReader(Options{Graph: w.client, Config: cfg, Sleep: func(context.Context, time.Duration) error { polls++; return nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, err := r.Read(context.Background(), config.Account{ID: acct}, w.now, set.Groups[0].Rules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tbl := snap.Tables[rules.LevelAd]
+			slot, _ := set.Layout.Num(rules.Key{Kind: rules.KeyMetric, Window: rules.Last7d, Metric: rules.Spend})
+			for i, ad := range ads {
+				j, _ := tbl.Index(ad)
+				if got, want := tbl.Rows[j].Num[slot], float64(700*(i+1)); got != want {
+					t.Errorf("ad %d spend = %v, want %v", i, got, want)
+				}
+			}
+			posts := 0
+			for _, rec := range w.fake.Requests() {
+				if rec.Method == "POST" && strings.HasSuffix(rec.Path, "/insights") {
+					posts++
+				}
+			}
+			if want := 1 + len(tc.jobs); posts != want {
+				t.Errorf("async jobs started = %d, want %d", posts, want)
+			}
+			if polls == 0 {
+				t.Error("the job was never polled with a wait")
+			}
+		})
+	}
+}
+
+func TestReadAsyncJobFailed(t *testing.T) {
+	w := newWorld(t)
+	acct, _ := asyncWorld(t, w)
+	cfg := config.Default()
+	cfg.Graph.AsyncAboveObjects = 2
+	w.fake.QueueAsync(fakegraph.AsyncBehavior{Outcome: fakegraph.JobFailed})
+	set := loadRules(t, "groups:\n- name: g\n  rules:\n  - {name: r, level: ad, window: last_7d, when: 'spend > 0', action: {kind: notify}}\n")
+	r, _ := NewReader(Options{Graph: w.client, Config: cfg, Sleep: func(context.Context, time.Duration) error { return nil }})
+	_, err := r.Read(context.Background(), config.Account{ID: acct}, w.now, set.Groups[0].Rules)
+	if err == nil || !strings.Contains(err.Error(), "Job Failed") {
+		t.Fatalf("err = %v, want the failed job named", err)
+	}
+}
