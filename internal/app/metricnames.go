@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/rulesd/rulesd/internal/graph"
 	"github.com/rulesd/rulesd/internal/insights"
@@ -36,7 +37,7 @@ func MetricNames() []string {
 	if _, err := RegisterMetrics(rec); err != nil {
 		panic(err) // a fresh registry cannot conflict
 	}
-	rec.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	rec.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ch := make(chan *prometheus.Desc)
 	go func() {
 		defer close(ch)

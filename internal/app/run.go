@@ -271,9 +271,9 @@ func (d *Daemon) serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("http server: %w", err)
 		case <-d.opts.Reload:
-			_ = d.Reload(ctx)
+			_ = d.reload(ctx, "signal")
 		case <-changes:
-			_ = d.Reload(ctx)
+			_ = d.reload(ctx, "file change")
 		case at := <-d.opts.Tick:
 			for _, g := range d.engine.Rules().Groups {
 				if _, err := d.engine.RunGroup(ctx, g.Name, at); err != nil {
@@ -316,9 +316,12 @@ func (d *Daemon) prune(ctx context.Context) {
 	_, _ = d.store.PrunePending(ctx, now.Add(-7*24*time.Hour))
 }
 
-// Reload re-reads the config and rules. A bad reload keeps the last good config
-// running and reports every problem.
-func (d *Daemon) Reload(ctx context.Context) error {
+// Reload re-reads the config and rules (POST /-/reload). A bad reload keeps the
+// last good config running and reports every problem.
+func (d *Daemon) Reload(ctx context.Context) error { return d.reload(ctx, "http") }
+
+// reload is Reload; trigger (http, signal, file change) goes to the log.
+func (d *Daemon) reload(ctx context.Context, trigger string) error {
 	cfg, set, warns, err := Load(d.opts.ConfigPath)
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -332,7 +335,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 			d.reloadEr = []string{err.Error()}
 		}
 		d.metrics.ReloadSuccessful.Set(0)
-		d.log.Error("reload failed; the previous rules keep running", zap.Strings("errors", d.reloadEr))
+		d.log.Error("reload failed; the previous rules keep running", zap.String("trigger", trigger), zap.Strings("errors", d.reloadEr))
 		fmt.Fprintf(d.opts.Stderr, "reload failed; the previous rules keep running:\n%v\n", err)
 		return err
 	}
@@ -350,7 +353,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	for _, w := range warns.Warnings() {
 		d.log.Warn("rule file warning", zap.String("warning", w.String()))
 	}
-	d.log.Info("reloaded", zap.Int("groups", len(set.Groups)))
+	d.log.Info("reloaded", zap.String("trigger", trigger), zap.Int("groups", len(set.Groups)))
 	return nil
 }
 

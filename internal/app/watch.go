@@ -38,7 +38,9 @@ func (d *Daemon) watch(ctx context.Context, changes chan<- struct{}) {
 		}
 	}
 	addDirs()
-	last := d.contentHash()
+	// Compare with the files as loaded at start-up, not as they are now: a change
+	// made while the daemon was starting would otherwise never be seen.
+	last := d.loadHash
 	const debounce = 300 * time.Millisecond
 	var timer *time.Timer
 	var fire <-chan time.Time
@@ -54,6 +56,7 @@ func (d *Daemon) watch(ctx context.Context, changes chan<- struct{}) {
 		}
 		addDirs()
 	}
+	check()
 	for {
 		select {
 		case <-ctx.Done():

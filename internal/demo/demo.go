@@ -42,6 +42,14 @@ type Options struct {
 	Seed int64
 	// Runs stops after this many runs (0: until ctx is done).
 	Runs int
+	// KeepServing, with Runs, keeps rulesd's HTTP endpoints up after the last run
+	// until ctx is done, so that the results can be read (tests, screenshots).
+	KeepServing bool
+	// OnListen is told rulesd's HTTP address once it listens (Listen may be
+	// "127.0.0.1:0").
+	OnListen func(addr string)
+	// OnFinished is called once the last of Runs runs has finished.
+	OnFinished func()
 }
 
 // clock is the demo's fast clock, shared by rulesd and the simulated API.
@@ -115,6 +123,7 @@ func Run(ctx context.Context, opts Options) error {
 	out.printf("example rules from rules/, state in %s; every %s of real time the clock moves %s.\n\n", filepath.Join(dir, "state.db"), opts.Every, opts.Step)
 
 	ticks := make(chan time.Time)
+	ran := make(chan struct{}, 1) // every group ran for the last tick
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -128,6 +137,13 @@ func Run(ctx context.Context, opts Options) error {
 		t := time.NewTicker(opts.Every)
 		defer t.Stop()
 		for n := 0; opts.Runs == 0 || n < opts.Runs; n++ {
+			if n > 0 {
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					return
+				}
+			}
 			at := clk.Now()
 			if n > 0 {
 				at = clk.advance(opts.Step)
@@ -139,19 +155,17 @@ func Run(ctx context.Context, opts Options) error {
 				return
 			}
 			select {
-			case <-t.C:
+			case <-ran:
 			case <-ctx.Done():
 				return
 			}
 		}
-		// The tick loop runs groups synchronously; a run takes well under a tick, so
-		// waiting one more tick lets the last run finish before stopping.
-		t.Reset(opts.Every)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
+		if opts.OnFinished != nil {
+			opts.OnFinished()
 		}
-		cancel()
+		if !opts.KeepServing {
+			cancel()
+		}
 	}()
 	log := opts.Logger
 	if log == nil {
@@ -160,8 +174,17 @@ func Run(ctx context.Context, opts Options) error {
 	_, err = app.Run(ctx, app.Options{
 		ConfigPath: cfgPath, Listen: opts.Listen, Logger: log, Now: clk.Now, Tick: ticks,
 		OnRun: out.run, Stderr: opts.Stdout,
+		OnTickDone: func(time.Time) {
+			select {
+			case ran <- struct{}{}:
+			default:
+			}
+		},
 		OnListen: func(addr string) {
 			out.printf("status page  http://%s/\nmetrics      http://%s/metrics\naudit log    http://%s/api/v1/actions\n\n", addr, addr, addr)
+			if opts.OnListen != nil {
+				opts.OnListen(addr)
+			}
 		},
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {

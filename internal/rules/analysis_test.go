@@ -19,9 +19,9 @@ func TestReadsAreExact(t *testing.T) {
 	}
 	tests := []struct {
 		name, level, window, where, when, action string
-		windows                                   map[Window][]Metric
-		actions, actionValues                     map[Window][]string
-		attrs                                     []string
+		windows                                  map[Window][]Metric
+		actions, actionValues                    map[Window][]string
+		attrs                                    []string
 	}{
 		{
 			name: "plain metrics", level: "ad", window: "last_7d",
@@ -49,8 +49,8 @@ func TestReadsAreExact(t *testing.T) {
 		},
 		{
 			name: "action types and parents", level: "ad", window: "last_7d",
-			where: `campaign.objective == "OUTCOME_SALES" && adset.optimization_goal == "OFFSITE_CONVERSIONS"`,
-			when:  `actions["link_click"] > 10 && today.action_values["omni_purchase"] > 0 && account.vars.target_cpa > 0 && account.labels.tier == "gold"`,
+			where:        `campaign.objective == "OUTCOME_SALES" && adset.optimization_goal == "OFFSITE_CONVERSIONS"`,
+			when:         `actions["link_click"] > 10 && today.action_values["omni_purchase"] > 0 && account.vars.target_cpa > 0 && account.labels.tier == "gold"`,
 			action:       "{kind: pause}",
 			windows:      map[Window][]Metric{Last7d: nil, Today: nil},
 			actions:      map[Window][]string{Last7d: {"link_click"}},
