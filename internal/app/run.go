@@ -387,19 +387,7 @@ func (d *Daemon) updateKillGauge(ctx context.Context) error {
 	d.metrics.KillSwitch.Reset()
 	d.metrics.KillSwitch.WithLabelValues("all").Set(0)
 	for _, k := range ks {
-		d.metrics.KillSwitch.WithLabelValues(killScope(k.Scope)).Set(1)
+		d.metrics.KillSwitch.WithLabelValues(k.Scope.String()).Set(1)
 	}
 	return nil
-}
-
-func killScope(s state.KillScope) string {
-	switch {
-	case s.Group != "" && s.AccountID != "":
-		return "group:" + s.Group + "/account:" + s.AccountID
-	case s.Group != "":
-		return "group:" + s.Group
-	case s.AccountID != "":
-		return "account:" + s.AccountID
-	}
-	return "all"
 }

@@ -13,30 +13,6 @@ import (
 	"github.com/rulesd/rulesd/internal/fakegraph"
 )
 
-// scaleRules are 20 ad-level rules over three windows.
-var scaleRules = []string{
-	`spend > 50 && purchases == 0 && impressions > 1000`,
-	`cpa > 30 && purchases >= 2 && spend > 50`,
-	`ctr < 0.8 && impressions > 2000 && effective_status == "ACTIVE"`,
-	`frequency > 3 && reach > 1000 && spend > 20`,
-	`roas < 1 && spend > 100 && purchases > 0`,
-	`today.spend > 40 && today.purchases == 0 && today.impressions > 500`,
-	`yesterday.spend > 30 && yesterday.clicks < 10 && spend > 100`,
-	`cpc > 2 && clicks > 50 && spend > 80`,
-	`cpm > 25 && impressions > 5000 && spend > 60`,
-	`spend > 200 && purchases < 2 && clicks > 100`,
-	`roas > 3 && purchases > 5 && spend > 150`,
-	`today.spend > 20 && yesterday.spend > 20 && purchases == 0`,
-	`link_clicks < 20 && impressions > 3000 && spend > 40`,
-	`cpa < 10 && purchases > 10 && spend > 50`,
-	`ctr > 2 && clicks > 200 && purchases == 0`,
-	`spend > 75 && impressions > 4000 && reach > 2000`,
-	`frequency > 4 && impressions > 8000 && ctr < 1`,
-	`today.clicks > 100 && today.purchases == 0 && today.spend > 30`,
-	`spend > 10 && campaign.objective == "OUTCOME_SALES" && purchases == 0`,
-	`yesterday.impressions > 1000 && yesterday.purchases == 0 && yesterday.spend > 25`,
-}
-
 // BenchmarkPreviewScale is the scale target of SPEC 12: a preview of 100 accounts x
 // 2,000 ads, 20 rules, 3 windows against the simulated API with 50 ms latency per
 // request. It reports the requests made and the minimum possible.
@@ -54,12 +30,10 @@ func BenchmarkPreviewScale(b *testing.B) {
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
 	dir := b.TempDir()
-	var rules strings.Builder
-	rules.WriteString("groups:\n- name: scale\n  rules:\n")
-	for i, c := range scaleRules {
-		fmt.Fprintf(&rules, "  - {name: r%d, level: ad, window: last_7d, when: %q, action: {kind: pause}}\n", i, c)
-	}
-	must(b, os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(rules.String()), 0o644))
+	// The 20 rules of the evaluation benchmark.
+	rules, err := os.ReadFile(filepath.Join("..", "rules", "testdata", "bench.yaml"))
+	must(b, err)
+	must(b, os.WriteFile(filepath.Join(dir, "rules.yaml"), rules, 0o644))
 	must(b, os.WriteFile(filepath.Join(dir, "token"), []byte(fakegraph.DefaultToken), 0o600))
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "graph: {base_url: %q, access_token_file: token, max_in_flight: 32}\nrule_files: [rules.yaml]\nstate: {dsn: state.db}\nsafety: {max_actions_per_run: 100000}\naccounts:\n", srv.URL)

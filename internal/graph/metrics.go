@@ -1,9 +1,9 @@
 package graph
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	rulesdmetrics "github.com/rulesd/rulesd/internal/metrics"
 )
 
 // metrics are the SPEC 8 graph metrics. All fields are nil-safe through the
@@ -58,16 +58,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		if *errp == nil {
-			*errp = err
-		}
+	c, err := rulesdmetrics.Register(reg, c)
+	if err != nil && *errp == nil {
+		*errp = err
 	}
 	return c
 }

@@ -3,7 +3,6 @@ package insights
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/rulesd/rulesd/internal/config"
 	"github.com/rulesd/rulesd/internal/graph"
+	"github.com/rulesd/rulesd/internal/metrics"
 	"github.com/rulesd/rulesd/internal/money"
 	"github.com/rulesd/rulesd/internal/rules"
 )
@@ -98,19 +98,12 @@ func RegisterMetrics(reg prometheus.Registerer) error {
 }
 
 func rowsCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+	c, err := metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rulesd_insights_rows_total",
 		Help: "Insights rows read, by level and window.",
-	}, []string{"level", "window"})
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return nil, fmt.Errorf("register insights metrics: %w", err)
-		}
-		return are.ExistingCollector.(*prometheus.CounterVec), nil
+	}, []string{"level", "window"}))
+	if err != nil {
+		return nil, fmt.Errorf("register insights metrics: %w", err)
 	}
 	return c, nil
 }

@@ -207,43 +207,13 @@ func (s *scanner) skipNested() error {
 
 // object calls fn for each key and value of the object at the cursor.
 func (s *scanner) object(fn func(key []byte, kind byte, v []byte, escaped bool) error) error {
-	if err := s.expect('{'); err != nil {
-		return err
-	}
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		return nil
-	}
-	for {
-		key, _, err := s.str()
-		if err != nil {
-			return err
-		}
-		if err := s.expect(':'); err != nil {
-			return err
-		}
+	return s.fields(func(key []byte) error {
 		kind, v, esc, err := s.value()
 		if err != nil {
 			return err
 		}
-		if err := fn(key, kind, v, esc); err != nil {
-			return err
-		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return s.errorf("unterminated object")
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return s.errorf("expected , or }")
-		}
-	}
+		return fn(key, kind, v, esc)
+	})
 }
 
 // array calls fn with a scanner positioned at each element of the array at the

@@ -100,18 +100,30 @@ func New(reg prometheus.Registerer) (*Engine, error) {
 }
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
+	c, err := Register(reg, c)
+	if err != nil && *errp == nil {
+		*errp = err
+	}
+	return c
+}
+
+// Register registers c on reg, or returns the collector already registered there
+// under the same name: after a reload, or when several clients share a registry,
+// the series must continue rather than fail. A nil reg registers nothing.
+func Register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if reg == nil {
+		return c, nil
+	}
 	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {
 			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
+				return existing, nil
 			}
 		}
-		if *errp == nil {
-			*errp = err
-		}
+		return c, err
 	}
-	return c
+	return c, nil
 }
 
 // ActionResults are the results an action decision can have (SPEC section 4).

@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/rulesd/rulesd/internal/metrics"
 )
 
 // Defaults of Options.
@@ -185,20 +186,11 @@ func NewDispatcher(notifiers map[string]Notifier, opts Options) (*Dispatcher, er
 
 // newMetrics makes (or finds, after a reload) rulesd_notifications_total.
 func newMetrics(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+	c, err := metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rulesd_notifications_total",
 		Help: "Digests handled by notifier and result: sent, failed (after retries) or dropped (queue full, unknown notifier, shutdown).",
-	}, []string{"notifier", "result"})
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing, nil
-			}
-		}
+	}, []string{"notifier", "result"}))
+	if err != nil {
 		return nil, fmt.Errorf("notify: registering metrics: %w", err)
 	}
 	return c, nil

@@ -1,9 +1,7 @@
 package rules
 
 import (
-	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/expr-lang/expr"
@@ -11,38 +9,14 @@ import (
 )
 
 // benchConditions are 20 typical rules: three clauses each, over three windows.
-var benchConditions = []string{
-	`spend > 50 && purchases == 0 && impressions > 1000`,
-	`cpa > 30 && purchases >= 2 && spend > 50`,
-	`ctr < 0.8 && impressions > 2000 && effective_status == "ACTIVE"`,
-	`frequency > 3 && reach > 1000 && spend > 20`,
-	`roas < 1 && spend > 100 && purchases > 0`,
-	`today.spend > 40 && today.purchases == 0 && today.impressions > 500`,
-	`yesterday.spend > 30 && yesterday.clicks < 10 && spend > 100`,
-	`cpc > 2 && clicks > 50 && spend > 80`,
-	`cpm > 25 && impressions > 5000 && spend > 60`,
-	`spend > 200 && purchases < 2 && clicks > 100`,
-	`roas > 3 && purchases > 5 && spend > 150`,
-	`today.spend > 20 && yesterday.spend > 20 && purchases == 0`,
-	`link_clicks < 20 && impressions > 3000 && spend > 40`,
-	`cpa < 10 && purchases > 10 && spend > 50`,
-	`ctr > 2 && clicks > 200 && purchases == 0`,
-	`spend > 75 && impressions > 4000 && reach > 2000`,
-	`frequency > 4 && impressions > 8000 && ctr < 1`,
-	`today.clicks > 100 && today.purchases == 0 && today.spend > 30`,
-	`spend > 10 && campaign.objective == "OUTCOME_SALES" && purchases == 0`,
-	`yesterday.impressions > 1000 && yesterday.purchases == 0 && yesterday.spend > 25`,
-}
+// benchFile holds 20 typical rules: three clauses each, over three windows. The
+// scale benchmark of package app uses the same file.
+const benchFile = "testdata/bench.yaml"
 
 const benchObjects = 10000
 
 func benchSet(b *testing.B) (*Set, []Row) {
-	var src strings.Builder
-	src.WriteString("groups:\n- name: bench\n  rules:\n")
-	for i, c := range benchConditions {
-		fmt.Fprintf(&src, "  - {name: r%d, level: ad, window: last_7d, when: %q, action: {kind: notify}}\n", i, c)
-	}
-	set, l := Load([]Source{{Name: "bench.yaml", Data: []byte(src.String())}}, Options{})
+	set, l := LoadFiles([]string{benchFile}, Options{})
 	if set == nil {
 		b.Fatal(l.Err())
 	}
@@ -143,9 +117,10 @@ func exprWindowOf(v [numMetrics]float64) exprWindow {
 // spec's target is measured against. (Without three-valued logic: NaN comparisons
 // are simply false there.)
 func BenchmarkEvaluatePlainExpr(b *testing.B) {
+	set, _ := benchSet(b)
 	var programs []*vm.Program
-	for _, c := range benchConditions {
-		p, err := expr.Compile(c, expr.Env(&exprEnv{}), expr.AsBool())
+	for _, r := range set.Groups[0].Rules {
+		p, err := expr.Compile(r.When, expr.Env(&exprEnv{}), expr.AsBool())
 		if err != nil {
 			b.Fatal(err)
 		}

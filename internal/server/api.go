@@ -276,14 +276,14 @@ func (s *Server) pause(w http.ResponseWriter, r *http.Request) {
 	by := "api " + r.RemoteAddr
 	k := state.KillSwitch{Scope: scope, Reason: reason, By: by, EngagedAt: s.opts.Now().UTC()}
 	if err := s.opts.Kill.EngageKillSwitch(r.Context(), k); err != nil {
-		s.log.Error("engage kill switch", zap.String("scope", scopeName(scope)), zap.Error(err))
+		s.log.Error("engage kill switch", zap.String("scope", scope.String()), zap.Error(err))
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	s.log.Warn("kill switch engaged: writes stop", zap.String("scope", scopeName(scope)),
+	s.log.Warn("kill switch engaged: writes stop", zap.String("scope", scope.String()),
 		zap.String("reason", reason), zap.String("by", by))
 	s.killChanged()
-	s.writeKillSwitches(w, r, KillSwitchResponse{Scope: scopeName(scope)})
+	s.writeKillSwitches(w, r, KillSwitchResponse{Scope: scope.String()})
 }
 
 func (s *Server) resume(w http.ResponseWriter, r *http.Request) {
@@ -298,16 +298,16 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request) {
 	}
 	released, err := s.opts.Kill.ReleaseKillSwitch(r.Context(), scope)
 	if err != nil {
-		s.log.Error("release kill switch", zap.String("scope", scopeName(scope)), zap.Error(err))
+		s.log.Error("release kill switch", zap.String("scope", scope.String()), zap.Error(err))
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	s.log.Warn("kill switch released", zap.String("scope", scopeName(scope)), zap.Bool("was_engaged", released),
+	s.log.Warn("kill switch released", zap.String("scope", scope.String()), zap.Bool("was_engaged", released),
 		zap.String("by", "api "+r.RemoteAddr))
 	if released {
 		s.killChanged()
 	}
-	s.writeKillSwitches(w, r, KillSwitchResponse{Scope: scopeName(scope), Released: &released})
+	s.writeKillSwitches(w, r, KillSwitchResponse{Scope: scope.String(), Released: &released})
 }
 
 func (s *Server) killChanged() {
@@ -333,24 +333,11 @@ func killViews(ks []state.KillSwitch) []KillSwitchView {
 	out := make([]KillSwitchView, 0, len(ks))
 	for _, k := range ks {
 		out = append(out, KillSwitchView{
-			Scope: scopeName(k.Scope), Group: k.Scope.Group, AccountID: k.Scope.AccountID,
+			Scope: k.Scope.String(), Group: k.Scope.Group, AccountID: k.Scope.AccountID,
 			Reason: k.Reason, By: k.By, EngagedAt: k.EngagedAt.UTC(),
 		})
 	}
 	return out
-}
-
-// scopeName describes a kill-switch scope for people.
-func scopeName(k state.KillScope) string {
-	switch {
-	case k.Group != "" && k.AccountID != "":
-		return "group " + k.Group + " in account " + k.AccountID
-	case k.Group != "":
-		return "group " + k.Group
-	case k.AccountID != "":
-		return "account " + k.AccountID
-	}
-	return "all"
 }
 
 // writeJSON writes v as indented JSON.

@@ -350,6 +350,20 @@ type KillScope struct {
 	AccountID string
 }
 
+// String names the scope for people and metric labels: "all", "group G", "account A"
+// or "group G in account A".
+func (k KillScope) String() string {
+	switch {
+	case k.Group != "" && k.AccountID != "":
+		return "group " + k.Group + " in account " + k.AccountID
+	case k.Group != "":
+		return "group " + k.Group
+	case k.AccountID != "":
+		return "account " + k.AccountID
+	}
+	return "all"
+}
+
 // KillSwitch is an engaged kill switch (SPEC 4.12).
 type KillSwitch struct {
 	Scope     KillScope
