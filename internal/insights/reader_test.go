@@ -3,6 +3,7 @@ package insights
 import (
 	"context"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -222,5 +223,49 @@ func TestReadAsyncJobFailed(t *testing.T) {
 	_, err := r.Read(context.Background(), config.Account{ID: acct}, w.now, set.Groups[0].Rules)
 	if err == nil || !strings.Contains(err.Error(), "Job Failed") {
 		t.Fatalf("err = %v, want the failed job named", err)
+	}
+}
+
+// BenchmarkSnapshotMemory reads one account of 2,000 ads with the 20 benchmark rules
+// over three windows and reports the heap a snapshot keeps per object (SPEC 12: at
+// most 1 KiB).
+func BenchmarkSnapshotMemory(b *testing.B) {
+	fake := fakegraph.New(fakegraph.Options{})
+	ids, err := fake.Generate(1, fakegraph.GenSpec{Accounts: 1, CampaignsPerAccount: 10, AdSetsPerCampaign: 10, AdsPerAdSet: 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	c, err := graph.New(graph.Options{BaseURL: srv.URL, APIVersion: "v27.0", Token: graph.NewSecret(fakegraph.DefaultToken)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	set, l := rules.LoadFiles([]string{"../rules/testdata/bench.yaml"}, rules.Options{})
+	if set == nil {
+		b.Fatal(l.Err())
+	}
+	r, _ := NewReader(Options{Graph: c, Config: config.Default()})
+	var perObject float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		snap, err := r.Read(context.Background(), config.Account{ID: ids[0]}, time.Now(), set.Groups[0].Rules)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		objects := 0
+		for _, t := range snap.Tables {
+			objects += len(t.Objects)
+		}
+		perObject = float64(after.HeapAlloc-before.HeapAlloc) / float64(objects)
+		runtime.KeepAlive(snap)
+	}
+	b.ReportMetric(perObject, "bytes/object")
+	if perObject > 1024 {
+		b.Errorf("a snapshot keeps %.0f bytes per object, more than 1 KiB", perObject)
 	}
 }
