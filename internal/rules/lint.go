@@ -137,6 +137,23 @@ func (c constraints) compatible(o constraints) bool {
 // warning. ok is false when the conditions are not conjunctions at all.
 func ruleConstraints(r *Rule) (constraints, bool) {
 	c := constraints{}
+	// Conditions on what the action itself changes do not keep two rules apart: a
+	// pause "where status is ACTIVE" and an unpause "where status is PAUSED" undo
+	// each other on every run.
+	own := map[string]bool{}
+	switch r.Action.Kind.Field() {
+	case "status":
+		own["status"], own["effective_status"], own["paused_by_rulesd"] = true, true, true
+	case "budget":
+		own["daily_budget"], own["lifetime_budget"], own["budget_remaining"] = true, true, true
+	case "bid":
+		own["bid_amount"] = true
+	}
+	defer func() {
+		for name := range own {
+			delete(c, name)
+		}
+	}()
 	for _, n := range []ast.Node{r.whereNode, r.whenNode} {
 		if n == nil {
 			continue
