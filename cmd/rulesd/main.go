@@ -26,6 +26,8 @@ var commands = map[string]command{
 	"demo":    {"run against a built-in simulated Marketing API with the example rules", runDemo},
 	"run":     {"the daemon: run rule groups on their schedules", runRun},
 	"preview": {"evaluate once now and print what would happen; writes nothing", runPreview},
+	"test":    {"run rule unit tests", runTest},
+	"undo":    {"restore the value an applied action changed", runUndo},
 	"version": {"print version, commit and Go version", runVersion},
 }
 

@@ -169,7 +169,7 @@ func (r *Reader) Read(ctx context.Context, acct config.Account, at time.Time, rs
 			if camp != nil && l != rules.LevelAd {
 				o.CampaignBudget = camp.DailyBudget > 0 || camp.LifetimeBudget > 0
 			}
-			fill(lay, &t.Rows[i], o, camp, adset, &info, &acct, at)
+			FillRow(lay, &t.Rows[i], o, camp, adset, &info, &acct, at)
 		}
 		for _, w := range lp.windows {
 			if err := r.insights(ctx, g, lay, acct.ID, t, w, lp.reads, at, info.Location); err != nil {
@@ -349,8 +349,9 @@ func decodeObject(s *scanner, o *Object) error {
 	})
 }
 
-// fill sets an object's attributes in its row.
-func fill(lay *rules.Layout, row *rules.Row, o, camp, adset *Object, info *Account, acct *config.Account, at time.Time) {
+// FillRow sets an object's attributes (its own, its parents', its account's, and
+// the run's hour and weekday) in its row; rule tests build rows the same way.
+func FillRow(lay *rules.Layout, row *rules.Row, o, camp, adset *Object, info *Account, acct *config.Account, at time.Time) {
 	cur := info.Currency
 	set := func(name string, minor int64) {
 		v := math.NaN() // unset budgets and bids are missing, never 0
