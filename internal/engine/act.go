@@ -21,7 +21,7 @@ import (
 // notifications for every decision.
 func (e *Engine) decideAndAct(ctx context.Context, l *loaded, g *rules.Group, acct config.Account, snap *insights.Snapshot, out *AccountRun) error {
 	at := snap.At
-	decisions, stats, _, pendings, err := e.Plan(ctx, g, acct, snap, e.opts.DryRun)
+	decisions, stats, ast, pendings, err := e.Plan(ctx, g, acct, snap, e.opts.DryRun)
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func (e *Engine) decideAndAct(ctx context.Context, l *loaded, g *rules.Group, ac
 		intents = append(intents, state.Intent{
 			Created: at, RunID: out.RunID, Group: g.Name, Rule: d.Rule.Name, AccountID: acct.ID,
 			Level: d.Rule.Level.String(), ObjectID: d.Object.ID, ObjectName: d.Object.Name,
-			Kind: d.Rule.Action.Kind.String(), Field: d.field(), Before: d.before(), Target: d.after(),
+			Kind: d.Kind().String(), Field: d.field(), Before: d.before(), Target: d.after(),
 		})
 	}
 	var results []actions.Result
@@ -68,7 +68,7 @@ func (e *Engine) decideAndAct(ctx context.Context, l *loaded, g *rules.Group, ac
 		}
 		for i, d := range writing {
 			writes = append(writes, actions.Write{IntentID: ids[i], AccountID: acct.ID, ObjectID: d.Object.ID, Field: d.field(),
-				Before: d.before(), Target: d.after(), Priority: d.Rule.Action.Kind == rules.Pause})
+				Before: d.before(), Target: d.after(), Priority: d.Kind() == rules.Pause})
 		}
 		if e.opts.Executor == nil {
 			return fmt.Errorf("no executor to send %d writes", len(writes))
@@ -77,7 +77,7 @@ func (e *Engine) decideAndAct(ctx context.Context, l *loaded, g *rules.Group, ac
 		// intents must match what reached the API.
 		results = e.opts.Executor.Apply(context.WithoutCancel(ctx), writes)
 	}
-	return e.record(ctx, g, acct, snap, out, decisions, writing, results, at)
+	return e.record(ctx, g, acct, snap, out, decisions, writing, results, at, ast.newHolds)
 }
 
 // savePending stores for: state: matches still waiting are kept, acted or
@@ -124,7 +124,7 @@ func (e *Engine) savePending(ctx context.Context, g *rules.Group, acct string, s
 
 // record turns decisions and write results into outcomes, cooldowns and holds, and
 // reports them.
-func (e *Engine) record(ctx context.Context, g *rules.Group, acct config.Account, snap *insights.Snapshot, out *AccountRun, ds []*Decision, writing []*Decision, results []actions.Result, at time.Time) error {
+func (e *Engine) record(ctx context.Context, g *rules.Group, acct config.Account, snap *insights.Snapshot, out *AccountRun, ds []*Decision, writing []*Decision, results []actions.Result, at time.Time, holds []state.Hold) error {
 	byDecision := map[*Decision]actions.Result{}
 	for i, d := range writing {
 		if i < len(results) {
@@ -158,7 +158,6 @@ func (e *Engine) record(ctx context.Context, g *rules.Group, acct config.Account
 	var outcomes []state.Outcome
 	var recorded []*Decision
 	var cooldowns []state.Cooldown
-	var holds []state.Hold
 	for _, d := range ds {
 		if d.Result == ResultPending {
 			continue
@@ -185,7 +184,7 @@ func (e *Engine) record(ctx context.Context, g *rules.Group, acct config.Account
 		if d.hold != nil {
 			holds = append(holds, *d.hold)
 		}
-		e.opts.Metrics.Actions.WithLabelValues(g.Name, d.Rule.Name, acct.ID, d.Rule.Action.Kind.String(), d.Result).Inc()
+		e.opts.Metrics.Actions.WithLabelValues(g.Name, d.Rule.Name, acct.ID, d.Kind().String(), d.Result).Inc()
 		if d.Result == state.ResultBlockedGuard && strings.HasPrefix(d.Error, "blast-radius") {
 			out.GuardTripped = true
 		}
@@ -246,7 +245,7 @@ func (e *Engine) report(g *rules.Group, acct config.Account, snap *insights.Snap
 		fields := []zap.Field{
 			zap.String("run_id", out.RunID), zap.String("group", g.Name), zap.String("rule", d.Rule.Name),
 			zap.String("account", acct.ID), zap.String("level", d.Rule.Level.String()), zap.String("object_id", d.Object.ID),
-			zap.String("object_name", d.Object.Name), zap.String("kind", d.Rule.Action.Kind.String()), zap.String("result", d.Result),
+			zap.String("object_name", d.Object.Name), zap.String("kind", d.Kind().String()), zap.String("result", d.Result),
 		}
 		if d.IsWrite() {
 			fields = append(fields, zap.String("field", d.field()), zap.Any("before", Major(d.before(), cur)), zap.Any("after", Major(d.after(), cur)))
@@ -271,7 +270,7 @@ func (e *Engine) report(g *rules.Group, acct config.Account, snap *insights.Snap
 		if run != nil && len(d.Rule.Notify) > 0 && notifiable(d.Result) {
 			ev := notify.Event{Time: snap.At, RunID: out.RunID, Group: g.Name, Rule: d.Rule.Name, AccountID: acct.ID,
 				AccountName: snap.Account.Name, Level: d.Rule.Level.String(), ObjectID: d.Object.ID, ObjectName: d.Object.Name,
-				Kind: d.Rule.Action.Kind.String(), Field: d.field(), Before: Major(d.before(), cur), After: Major(d.after(), cur),
+				Kind: d.Kind().String(), Field: d.field(), Before: Major(d.before(), cur), After: Major(d.after(), cur),
 				Result: d.Result, CappedBy: d.Change.CappedBy, Error: d.Error, Labels: d.Rule.Labels, Values: scalarsToAny(d.Values)}
 			if d.Rule.Action.Kind == rules.Notify {
 				ev.Message = e.message(d)

@@ -24,6 +24,10 @@ type accountState struct {
 	kill      []state.KillSwitch
 	dry       bool
 	manualTTL time.Duration
+	// newHolds are the manual holds this run started, to store; manualWhy says for
+	// each what the person changed.
+	newHolds  []state.Hold
+	manualWhy map[objField]string
 }
 
 type objField struct{ obj, field string }
@@ -94,7 +98,27 @@ func fillStateAttrs(lay *rules.Layout, t *insights.Table, s *accountState, at ti
 			lay.SetAttr(row, "hours_since_change", at.Sub(latest).Hours())
 		}
 		w, ok := s.lastLive[objField{o.ID, actions.FieldStatus}]
-		lay.SetBool(row, "paused_by_rulesd", ok && o.Status == "PAUSED" && w.Value == state.Status("PAUSED"))
+		lay.SetBool(row, "paused_by_rulesd", ok && o.Status == "PAUSED" && w.Value == state.Status("PAUSED") && !s.manualSeen(o.ID, actions.FieldStatus, w))
+	}
+}
+
+// observeManual finds fields whose value differs from what rulesd last wrote: a
+// person changed them (SPEC 4.11). Each gets a manual hold, once, whatever the rules
+// decide this run, so that a later change back by hand is not mistaken for rulesd's.
+func (s *accountState) observeManual(t *insights.Table, dry bool) {
+	for i := range t.Objects {
+		o := &t.Objects[i]
+		for _, f := range []string{actions.FieldStatus, actions.FieldDailyBudget, actions.FieldLifetimeBudget, actions.FieldBidAmount} {
+			k := objField{o.ID, f}
+			w, ok := s.lastLive[k]
+			if !ok || w.Value == currentValue(o, f) || s.manualSeen(o.ID, f, w) {
+				continue
+			}
+			h := state.Hold{ObjectID: o.ID, Field: f, Reason: state.HoldManual, DryRun: dry, Until: s.at.Add(s.manualTTL)}
+			s.holds[k] = append(s.holds[k], h)
+			s.newHolds = append(s.newHolds, h)
+			s.manualWhy[k] = fmt.Sprintf("someone changed %s from %s (rulesd's last write) to %s; held for %s", f, w.Value, currentValue(o, f), s.manualTTL)
+		}
 	}
 }
 
@@ -147,7 +171,9 @@ func (e *Engine) Plan(ctx context.Context, g *rules.Group, acct config.Account, 
 	if ast.kill, err = e.opts.Store.KillSwitchesFor(ctx, g.Name, acct.ID); err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("read kill switches: %w", err)
 	}
+	ast.manualWhy = map[objField]string{}
 	for _, t := range snap.Tables {
+		ast.observeManual(t, dry)
 		fillStateAttrs(l.set.Layout, t, ast, at)
 	}
 	stats := map[string]*RuleStats{}
@@ -217,6 +243,9 @@ func (e *Engine) Plan(ctx context.Context, g *rules.Group, acct config.Account, 
 			e.guard(d, snap, acct, ast, cooldowns, at)
 			decisions = append(decisions, d)
 		}
+	}
+	for _, r := range g.Rules {
+		decisions = append(decisions, e.restores(g, r, acct, snap, ast, dry || r.DryRun || g.DryRun || cfg.DryRun)...)
 	}
 	resolveConflicts(decisions)
 	e.blastRadius(g, acct, decisions, stats)
@@ -313,14 +342,10 @@ func (e *Engine) guard(d *Decision, snap *insights.Snapshot, acct config.Account
 	// People win (SPEC 4.11): a value differing from rulesd's last write was set by
 	// someone; leave the field alone for manual_hold.
 	if s.hold(o.ID, field, state.HoldManual) {
-		d.Result, d.Error = state.ResultSkippedManual, "changed by a person recently; rulesd leaves it alone"
-		return
-	}
-	if w, ok := s.lastLive[objField{o.ID, field}]; ok && w.Value != currentValue(o, field) && !s.manualSeen(o.ID, field, w) {
-		d.Result = state.ResultSkippedManual
-		d.Error = fmt.Sprintf("someone changed %s from %s (rulesd's last write) to %s; held for %s", field, w.Value, currentValue(o, field), s.manualTTL)
-		d.hold = &state.Hold{ObjectID: o.ID, Field: field, Reason: state.HoldManual, DryRun: d.Dry, Until: at.Add(s.manualTTL)}
-		s.holds[objField{o.ID, field}] = append(s.holds[objField{o.ID, field}], *d.hold)
+		d.Result, d.Error = state.ResultSkippedManual, s.manualWhy[objField{o.ID, field}]
+		if d.Error == "" {
+			d.Error = "changed by a person recently; rulesd leaves it alone"
+		}
 		return
 	}
 	dir := d.direction()
@@ -374,7 +399,7 @@ func resolveConflicts(ds []*Decision) {
 		switch {
 		case !ok:
 			winner[d.Object.ID] = d
-		case d.Rule.Action.Kind == rules.Pause && w.Change.IsMoney() && w.Change.Increase():
+		case d.Kind() == rules.Pause && w.Change.IsMoney() && w.Change.Increase():
 			w.Result, w.Error = state.ResultSkippedConflict, "rule "+d.Rule.Name+" pauses this object in the same run"
 			winner[d.Object.ID] = d
 		default:
@@ -398,7 +423,7 @@ func (e *Engine) blastRadius(g *rules.Group, acct config.Account, ds []*Decision
 	for _, d := range ds {
 		// Would-be writes: after cooldown, no-op and pacing; conflicts lost to other
 		// rules still count, since the rule wanted them.
-		if d.IsWrite() && (d.Result == resultToApply || d.Result == state.ResultSkippedConflict) {
+		if d.IsWrite() && !d.restore && (d.Result == resultToApply || d.Result == state.ResultSkippedConflict) {
 			byRule[d.Rule] = append(byRule[d.Rule], d)
 		}
 	}
@@ -430,4 +455,41 @@ func (e *Engine) Preview(ctx context.Context, g *rules.Group, acct config.Accoun
 		}
 	}
 	return ds, err
+}
+
+// restores sets ACTIVE again the objects a pause rule with restore_after paused that
+// long ago, if they are still paused by it (SPEC 3.3). A person who changed the
+// status since has taken over: the object is no longer paused by rulesd.
+func (e *Engine) restores(g *rules.Group, r *rules.Rule, acct config.Account, snap *insights.Snapshot, s *accountState, dry bool) []*Decision {
+	if r.Action.Kind != rules.Pause || r.Action.RestoreAfter <= 0 {
+		return nil
+	}
+	t := snap.Tables[r.Level]
+	if t == nil {
+		return nil
+	}
+	var out []*Decision
+	for i := range t.Objects {
+		o := &t.Objects[i]
+		w, ok := s.lastLive[objField{o.ID, actions.FieldStatus}]
+		if !ok || o.Status != "PAUSED" || w.Value != state.Status("PAUSED") || w.Group != g.Name || w.Rule != r.Name ||
+			s.manualSeen(o.ID, actions.FieldStatus, w) {
+			continue // not paused by this rule any more: a person took over
+		}
+		if snap.At.Sub(w.Time) < r.Action.RestoreAfter || offByName(o) {
+			continue
+		}
+		d := &Decision{Rule: r, Account: acct.ID, Object: o, Row: &t.Rows[i], Dry: dry, Values: valuesOf(r, &t.Rows[i]), restore: true,
+			Change: actions.Change{Kind: rules.Unpause, Field: actions.FieldStatus, BeforeStr: "PAUSED", AfterStr: "ACTIVE"}}
+		switch {
+		case len(s.kill) > 0:
+			d.Result, d.Error = state.ResultBlockedGuard, "kill switch engaged: "+s.kill[0].Reason
+		case s.hold(o.ID, actions.FieldStatus, state.HoldManual):
+			d.Result, d.Error = state.ResultSkippedManual, "changed by a person recently; rulesd leaves it alone"
+		default:
+			d.Result = resultToApply
+		}
+		out = append(out, d)
+	}
+	return out
 }

@@ -42,6 +42,16 @@ type Decision struct {
 	PendingSince time.Time
 	// hold is a hold the decision starts (manual, flapping).
 	hold *state.Hold
+	// restore marks the unpause of an object the rule paused restore_after ago.
+	restore bool
+}
+
+// Kind is what the decision does: the rule's action, or unpause for a restore.
+func (d *Decision) Kind() rules.ActionKind {
+	if d.restore {
+		return rules.Unpause
+	}
+	return d.Rule.Action.Kind
 }
 
 // IsWrite reports whether the decision would change the object.
@@ -89,7 +99,7 @@ func (d *Decision) audit(runID string, at time.Time) state.AuditRecord {
 	return state.AuditRecord{
 		Time: at, RunID: runID, Group: r.Group.Name, Rule: r.Name, AccountID: d.Account,
 		Level: r.Level.String(), ObjectID: d.Object.ID, ObjectName: d.Object.Name,
-		Kind: r.Action.Kind.String(), Field: d.field(), Before: d.before(), After: d.after(),
+		Kind: d.Kind().String(), Field: d.field(), Before: d.before(), After: d.after(),
 		Result: result, CappedBy: d.Change.CappedBy, Error: d.Error, Labels: r.Labels,
 		Values: d.Values, DryRun: d.Dry,
 	}
