@@ -1,0 +1,143 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// EngageKillSwitch implements KillSwitches.
+func (s *Postgres) EngageKillSwitch(ctx context.Context, k KillSwitch) error {
+	if k.EngagedAt.IsZero() {
+		return fmt.Errorf("engage kill switch: %w", errRequired("engaged time"))
+	}
+	_, err := s.exec(ctx, "engage kill switch", `INSERT INTO kill_switches (group_name, account_id, reason, engaged_by, engaged_ns)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (group_name, account_id) DO UPDATE SET
+			reason = excluded.reason, engaged_by = excluded.engaged_by, engaged_ns = excluded.engaged_ns`,
+		k.Scope.Group, k.Scope.AccountID, k.Reason, k.By, ns(k.EngagedAt))
+	return err
+}
+
+// ReleaseKillSwitch implements KillSwitches.
+func (s *Postgres) ReleaseKillSwitch(ctx context.Context, scope KillScope) (bool, error) {
+	n, err := s.exec(ctx, "release kill switch", `DELETE FROM kill_switches WHERE group_name = $1 AND account_id = $2`,
+		scope.Group, scope.AccountID)
+	return n > 0, err
+}
+
+// ListKillSwitches implements KillSwitches.
+func (s *Postgres) ListKillSwitches(ctx context.Context) ([]KillSwitch, error) {
+	out, err := s.queryKillSwitches(ctx, `SELECT group_name, account_id, reason, engaged_by, engaged_ns
+		FROM kill_switches ORDER BY group_name, account_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list kill switches: %w", err)
+	}
+	return out, nil
+}
+
+// KillSwitchesFor implements KillSwitches.
+func (s *Postgres) KillSwitchesFor(ctx context.Context, group, accountID string) ([]KillSwitch, error) {
+	out, err := s.queryKillSwitches(ctx, `SELECT group_name, account_id, reason, engaged_by, engaged_ns
+		FROM kill_switches
+		WHERE (group_name = '' OR group_name = $1) AND (account_id = '' OR account_id = $2)
+		ORDER BY group_name, account_id`, group, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("kill switches for %s/%s: %w", group, accountID, err)
+	}
+	return out, nil
+}
+
+func (s *Postgres) queryKillSwitches(ctx context.Context, query string, args ...any) ([]KillSwitch, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []KillSwitch
+	for rows.Next() {
+		var k KillSwitch
+		var t *int64
+		if err := rows.Scan(&k.Scope.Group, &k.Scope.AccountID, &k.Reason, &k.By, &t); err != nil {
+			return nil, err
+		}
+		k.EngagedAt = fromNSPtr(t)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// RecordRun implements RunLog.
+func (s *Postgres) RecordRun(ctx context.Context, r RunRecord) error {
+	if r.Group == "" || r.AccountID == "" {
+		return fmt.Errorf("record run: %w", errRequired("group and account"))
+	}
+	counts, err := json.Marshal(nonNil(r.Counts))
+	if err != nil {
+		return fmt.Errorf("record run: counts: %w", err)
+	}
+	_, err = s.exec(ctx, "record run", `INSERT INTO runs (group_name, account_id, run_id, scheduled_ns, started_ns,
+			ended_ns, result, error, counts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (group_name, account_id) DO UPDATE SET run_id = excluded.run_id,
+			scheduled_ns = excluded.scheduled_ns, started_ns = excluded.started_ns, ended_ns = excluded.ended_ns,
+			result = excluded.result, error = excluded.error, counts = excluded.counts`,
+		r.Group, r.AccountID, r.RunID, ns(r.Scheduled), ns(r.Started), ns(r.Ended), r.Result, r.Error, string(counts))
+	return err
+}
+
+// LastRuns implements RunLog.
+func (s *Postgres) LastRuns(ctx context.Context) ([]RunRecord, error) {
+	rows, err := s.pool.Query(ctx, `SELECT group_name, account_id, run_id, scheduled_ns, started_ns, ended_ns,
+		result, error, counts FROM runs ORDER BY group_name, account_id`)
+	if err != nil {
+		return nil, fmt.Errorf("last runs: %w", err)
+	}
+	defer rows.Close()
+	var out []RunRecord
+	for rows.Next() {
+		var r RunRecord
+		var sched, start, end *int64
+		var counts string
+		if err := rows.Scan(&r.Group, &r.AccountID, &r.RunID, &sched, &start, &end, &r.Result, &r.Error, &counts); err != nil {
+			return nil, fmt.Errorf("last runs: %w", err)
+		}
+		r.Scheduled, r.Started, r.Ended = fromNSPtr(sched), fromNSPtr(start), fromNSPtr(end)
+		if err := json.Unmarshal([]byte(counts), &r.Counts); err != nil {
+			return nil, fmt.Errorf("last runs: %s/%s counts: %w", r.Group, r.AccountID, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("last runs: %w", err)
+	}
+	return out, nil
+}
+
+// TryAcquire implements Leaser. One statement decides: the upsert replaces the row
+// only for a later tick (or re-grants the same tick to the same owner), and RETURNING
+// yields a row only when it did. INSERT … ON CONFLICT DO UPDATE locks the conflicting
+// row and evaluates the WHERE against its latest committed version, so two replicas
+// claiming the same tick at once are serialised on that row: the second sees the
+// first's claim and gets no row back. No replica can see the old row and both win.
+func (s *Postgres) TryAcquire(ctx context.Context, group, accountID string, tick time.Time, owner string) (bool, error) {
+	if owner == "" || tick.IsZero() {
+		return false, fmt.Errorf("acquire lease %s/%s: %w", group, accountID, errRequired("owner and tick"))
+	}
+	var got string
+	err := s.pool.QueryRow(ctx, `INSERT INTO leases (group_name, account_id, tick_ns, owner, acquired_ns)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (group_name, account_id) DO UPDATE SET
+			tick_ns = excluded.tick_ns, owner = excluded.owner, acquired_ns = excluded.acquired_ns
+		WHERE excluded.tick_ns > leases.tick_ns
+			OR (excluded.tick_ns = leases.tick_ns AND excluded.owner = leases.owner)
+		RETURNING owner`,
+		group, accountID, unixNano(tick), owner, time.Now().UnixNano()).Scan(&got)
+	if errPgNoRows(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("acquire lease %s/%s: %w", group, accountID, err)
+	}
+	return got == owner, nil
+}
