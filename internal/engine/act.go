@@ -356,13 +356,32 @@ func (e *Engine) reconcile(ctx context.Context, acct string) error {
 	return e.settle(ctx, intents)
 }
 
-// Reconcile settles every unfinished intent, at start-up.
+// Reconcile settles every unfinished intent, at start-up: account by account, under
+// the account's lock when replicas share the store, so that an intent another
+// replica still has in flight is never taken for a crashed one.
 func (e *Engine) Reconcile(ctx context.Context) error {
 	intents, err := e.opts.Store.UnfinishedIntents(ctx, "")
 	if err != nil || len(intents) == 0 || e.opts.Executor == nil {
 		return err
 	}
-	return e.settle(ctx, intents)
+	accounts := map[string]bool{}
+	for _, in := range intents {
+		accounts[in.AccountID] = true
+	}
+	for acct := range accounts {
+		unlock := func() {}
+		if l, ok := e.opts.Store.(accountLocker); ok {
+			if unlock, err = l.LockAccount(ctx, acct); err != nil {
+				return err
+			}
+		}
+		err := e.reconcile(ctx, acct)
+		unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (e *Engine) settle(ctx context.Context, intents []state.Intent) error {

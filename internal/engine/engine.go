@@ -36,6 +36,12 @@ type Executor interface {
 	Reconcile(ctx context.Context, intents []state.Intent, maxAge time.Duration, now time.Time) []actions.Result
 }
 
+// accountLocker is implemented by stores that several replicas share: it serialises
+// one account's runs across them.
+type accountLocker interface {
+	LockAccount(ctx context.Context, accountID string) (unlock func(), err error)
+}
+
 // Options configure an Engine.
 type Options struct {
 	Config   *config.Config
@@ -352,6 +358,15 @@ func (e *Engine) runAccount(ctx context.Context, l *loaded, g *rules.Group, acct
 		return e.finish(ctx, out, time.Time{})
 	}
 	defer func() { <-sem }()
+	// Several replicas on one database serialise an account's runs there too.
+	if l, ok := e.opts.Store.(accountLocker); ok {
+		unlock, err := l.LockAccount(ctx, acct.ID)
+		if err != nil {
+			out.Result, out.Err = "failed", err
+			return e.finish(ctx, out, time.Time{})
+		}
+		defer unlock()
+	}
 	started := e.opts.Now()
 	got, err := e.opts.Store.TryAcquire(ctx, g.Name, acct.ID, at, e.opts.Owner)
 	if err != nil {

@@ -4,13 +4,15 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/rulesd/rulesd/internal/state/pgtest"
 )
 
 // TestPostgresMigrationRollsBack checks that a failing migration leaves the database
 // at the previous version, with nothing of the failed one applied.
 func TestPostgresMigrationRollsBack(t *testing.T) {
 	ctx := context.Background()
-	pool := OpenRawPostgres(t, PostgresTestSchema(t, PostgresTestDSN(t)))
+	pool := OpenRawPostgres(t, pgtest.Schema(t, pgtest.DSN(t)))
 	ms := []migration{
 		{1, "good", `CREATE TABLE a (x INTEGER)`},
 		{2, "bad", `CREATE TABLE b (x INTEGER); INSERT INTO a VALUES (1); THIS IS NOT SQL`},

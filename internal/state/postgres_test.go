@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rulesd/rulesd/internal/state"
+	"github.com/rulesd/rulesd/internal/state/pgtest"
 	"github.com/rulesd/rulesd/internal/state/statetest"
 )
 
@@ -28,15 +29,15 @@ func openPostgres(t testing.TB, dsn string) *state.Postgres {
 }
 
 func TestPostgres(t *testing.T) {
-	dsn := state.PostgresTestDSN(t)
+	dsn := pgtest.DSN(t)
 	statetest.Run(t, func(t *testing.T) state.Store {
-		return openPostgres(t, state.PostgresTestSchema(t, dsn))
+		return openPostgres(t, pgtest.Schema(t, dsn))
 	})
 }
 
 // TestPostgresReplicas opens one database twice, as two replicas would.
 func TestPostgresReplicas(t *testing.T) {
-	dsn := state.PostgresTestSchema(t, state.PostgresTestDSN(t))
+	dsn := pgtest.Schema(t, pgtest.DSN(t))
 	a, b := openPostgres(t, dsn), openPostgres(t, dsn)
 	defer a.Close()
 	defer b.Close()
@@ -48,7 +49,7 @@ func TestPostgresReplicas(t *testing.T) {
 // every tick must have exactly one winner, so the ticks the workers won are disjoint
 // and together cover every tick.
 func TestPostgresLeaseRace(t *testing.T) {
-	dsn := state.PostgresTestSchema(t, state.PostgresTestDSN(t))
+	dsn := pgtest.Schema(t, pgtest.DSN(t))
 	a, b := openPostgres(t, dsn), openPostgres(t, dsn)
 	defer a.Close()
 	defer b.Close()
@@ -122,14 +123,14 @@ func TestPostgresLeaseRace(t *testing.T) {
 
 func TestPostgresMigrations(t *testing.T) {
 	ctx := context.Background()
-	base := state.PostgresTestDSN(t)
+	base := pgtest.DSN(t)
 	latest := state.PostgresLatestVersion(t)
 	if latest < 2 {
 		t.Fatalf("latest version %d: this test needs an older version to upgrade from", latest)
 	}
 
 	t.Run("concurrent opens", func(t *testing.T) {
-		dsn := state.PostgresTestSchema(t, base)
+		dsn := pgtest.Schema(t, base)
 		const replicas = 6
 		stores := make([]*state.Postgres, replicas)
 		errs := make([]error, replicas)
@@ -167,7 +168,7 @@ func TestPostgresMigrations(t *testing.T) {
 	})
 
 	t.Run("reopen is a no-op", func(t *testing.T) {
-		dsn := state.PostgresTestSchema(t, base)
+		dsn := pgtest.Schema(t, base)
 		s := openPostgres(t, dsn)
 		before := pgMigrationRows(t, s)
 		s.Close()
@@ -180,7 +181,7 @@ func TestPostgresMigrations(t *testing.T) {
 	})
 
 	t.Run("upgrade from an old version", func(t *testing.T) {
-		dsn := state.PostgresTestSchema(t, base)
+		dsn := pgtest.Schema(t, base)
 		pool := state.OpenRawPostgres(t, dsn)
 		state.MigratePostgresTo(t, pool, 1)
 		if _, err := pool.Exec(ctx, `INSERT INTO audit (time_ns, group_name, rule, account_id, object_id, result)
@@ -205,7 +206,7 @@ func TestPostgresMigrations(t *testing.T) {
 	})
 
 	t.Run("newer database refused", func(t *testing.T) {
-		dsn := state.PostgresTestSchema(t, base)
+		dsn := pgtest.Schema(t, base)
 		openPostgres(t, dsn).Close()
 		pool := state.OpenRawPostgres(t, dsn)
 		if _, err := pool.Exec(ctx, `INSERT INTO schema_migrations VALUES ($1, 'future', 0)`, latest+1); err != nil {
@@ -219,7 +220,7 @@ func TestPostgresMigrations(t *testing.T) {
 }
 
 func TestOpenPostgres(t *testing.T) {
-	dsn := state.PostgresTestSchema(t, state.PostgresTestDSN(t))
+	dsn := pgtest.Schema(t, pgtest.DSN(t))
 	s, err := state.Open(context.Background(), "postgres", dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -293,4 +294,55 @@ func versionsOnly(rows string) string {
 		b.WriteString(v + "\n")
 	}
 	return b.String()
+}
+
+// TestPostgresLockAccount: an account's lock is held by one replica at a time, across
+// handles (replicas), and other accounts are not blocked.
+func TestPostgresLockAccount(t *testing.T) {
+	dsn := pgtest.Schema(t, pgtest.DSN(t))
+	a, b := openPostgres(t, dsn), openPostgres(t, dsn)
+	defer a.Close()
+	defer b.Close()
+	ctx := context.Background()
+	unlock, err := a.LockAccount(ctx, "act_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := b.LockAccount(ctx, "act_2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other()
+	got := make(chan struct{})
+	go func() {
+		u, err := b.LockAccount(ctx, "act_1")
+		if err != nil {
+			t.Error(err)
+			close(got)
+			return
+		}
+		close(got)
+		u()
+	}()
+	select {
+	case <-got:
+		t.Fatal("a second replica took an account lock that is held")
+	case <-time.After(200 * time.Millisecond):
+	}
+	unlock()
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lock was not handed over after unlock")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	u, err := a.LockAccount(ctx, "act_3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u()
+	if _, err := b.LockAccount(cctx, "act_3"); err == nil {
+		t.Error("a cancelled wait for a held lock succeeded")
+	}
 }

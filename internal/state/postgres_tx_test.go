@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/rulesd/rulesd/internal/state/pgtest"
 )
 
 // TestPostgresDeadlockRetried makes two transactions deadlock, as two replicas
@@ -16,7 +18,7 @@ import (
 func TestPostgresDeadlockRetried(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := OpenPostgres(ctx, PostgresTestSchema(t, PostgresTestDSN(t)))
+	s, err := OpenPostgres(ctx, pgtest.Schema(t, pgtest.DSN(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

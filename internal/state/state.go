@@ -7,9 +7,8 @@
 //
 // The package declares one Store interface made of small ones, so a consumer can ask
 // for only what it uses (the HTTP server needs an AuditLog and the KillSwitches, not the
-// pending state). SQLite (embedded, one writer) implements it today; PostgreSQL (several
-// replicas) will implement the same interface and pass the same behavioural suite,
-// package statetest.
+// pending state). SQLite (embedded, one writer) and PostgreSQL (several replicas)
+// implement it, and both pass the same behavioural suite, package statetest.
 //
 // Conventions shared by every method:
 //   - times are stored with at least microsecond precision and returned in UTC; a zero
