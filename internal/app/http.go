@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/rulesd/rulesd/internal/engine"
 	"github.com/rulesd/rulesd/internal/rules"
@@ -75,10 +76,10 @@ func ruleView(g *rules.Group, r *rules.Rule, run *engine.GroupRun) server.RuleVi
 	rv := server.RuleView{
 		Name: r.Name, Group: g.Name, Description: r.Description, Level: r.Level.String(), Window: r.Window.String(),
 		Where: r.Where, When: r.When, ActionKind: r.Action.Kind.String(), Action: ActionSummary(r),
-		DryRun: r.DryRun || g.DryRun, Labels: r.Labels, Cooldown: r.Cooldown.String(),
+		DryRun: r.DryRun || g.DryRun, Labels: r.Labels, Cooldown: shortDuration(r.Cooldown),
 	}
 	if r.For > 0 {
-		rv.For = r.For.String()
+		rv.For = shortDuration(r.For)
 	}
 	if run == nil {
 		return rv
@@ -155,10 +156,26 @@ func ActionSummary(r *rules.Rule) string {
 			parts = append(parts, "max "+a.Max.Src)
 		}
 	case rules.Notify:
-		parts = append(parts, "notify")
+		if len(r.Notify) == 0 {
+			return "notify"
+		}
+		return "notify " + strings.Join(r.Notify, ", ")
 	}
+	s := strings.Join(parts, ", ")
 	if len(r.Notify) > 0 {
-		parts = append(parts, "notify "+strings.Join(r.Notify, ", "))
+		s += "; notify " + strings.Join(r.Notify, ", ")
 	}
-	return strings.Join(parts, ", ")
+	return s
+}
+
+// shortDuration writes 24h, 90m or 1h30m rather than Go's 24h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
