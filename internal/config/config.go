@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -214,10 +215,22 @@ func (c *Config) validate(l *diag.List) {
 	default:
 		l.Errorf(c.Log.Pos, "log.level must be debug, info, warn or error, not %q", c.Log.Level)
 	}
-	for kind := range c.Metrics.ActionTypes {
+	for _, kind := range mapKeys(c.Metrics.ActionTypes) {
 		if _, ok := DefaultActionTypes[kind]; !ok {
 			l.Errorf(c.Metrics.Pos, "metrics.action_types: unknown kind %q (purchase, lead or install)%s",
 				kind, diag.DidYouMean(kind, []string{"purchase", "lead", "install"}))
+			continue
+		}
+		// An empty list would make every object's count 0: "purchases == 0" would
+		// then match everything.
+		types := c.Metrics.ActionTypes[kind]
+		if len(types) == 0 {
+			l.Errorf(c.Metrics.Pos, "metrics.action_types.%s must list at least one action type (default: %s)", kind, strings.Join(DefaultActionTypes[kind], ", "))
+		}
+		for _, typ := range types {
+			if strings.TrimSpace(typ) == "" {
+				l.Errorf(c.Metrics.Pos, "metrics.action_types.%s lists an empty action type", kind)
+			}
 		}
 	}
 	names := map[string]bool{}

@@ -71,6 +71,12 @@ func TestConfigErrors(t *testing.T) {
 		{"notifiers: [{type: slack}]\n", `notifier is missing the required key "name"`},
 		{"metrics: {action_types: {purchases: [x]}}\n", `unknown kind "purchases"`},
 		{"log: {format: text}\n", `log.format must be json or console`},
+		{"metrics: {action_types: {purchase: []}}\n", `metrics.action_types.purchase must list at least one action type`},
+		{"metrics: {action_types: {lead: }}\n", `metrics.action_types.lead must list at least one action type`},
+		{"metrics: {action_types: {install: [mobile_app_install, \"\"]}}\n", `metrics.action_types.install lists an empty action type`},
+		{"state: {retention: NaNd}\n", `invalid duration "NaNd"`},
+		{"safety: {manual_hold: infd}\n", `invalid duration "infd"`},
+		{"safety: {manual_hold: 1e300w}\n", `invalid duration "1e300w"`},
 		{"graph: [1, 2]\n", `"graph" must be a mapping of keys to values, not a list`},
 		{"accounts: [{id: act_1}\n", `c.yaml:1:1: YAML syntax error: did not find expected`},
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +25,8 @@ func ParseDuration(s string) (time.Duration, error) {
 	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
 		if n, ok := strings.CutSuffix(s, suffix); ok {
 			v, err := strconv.ParseFloat(n, 64)
-			if err != nil || v < 0 {
+			// NaN, Inf and overflowing values would convert to a negative Duration.
+			if err != nil || !(v >= 0) || v*float64(unit) >= math.MaxInt64 {
 				return 0, fmt.Errorf("invalid duration %q (write e.g. 30m, 6h, 7d)", s)
 			}
 			return time.Duration(v * float64(unit)), nil

@@ -135,6 +135,33 @@ func (r *Reader) newRowDecoder(lay *rules.Layout, t *Table, w rules.Window, read
 	return d
 }
 
+// clear sets every value this read writes back to 0, as for an object without an
+// insights row.
+func (d *rowDecoder) clear() {
+	var slots []int
+	for _, f := range d.scalar {
+		slots = append(slots, f.slot)
+	}
+	for _, i := range d.actions {
+		slots = append(slots, i)
+	}
+	for _, i := range d.actionValues {
+		slots = append(slots, i)
+	}
+	for _, k := range d.kinds {
+		for _, i := range []int{k.countSlot, k.valueSlot} {
+			if i >= 0 {
+				slots = append(slots, i)
+			}
+		}
+	}
+	for r := range d.t.Rows {
+		for _, i := range slots {
+			d.t.Rows[r].Num[i] = 0
+		}
+	}
+}
+
 // fields is the insights fields parameter: the id and only what the rules read.
 func (d *rowDecoder) fields() string {
 	fs := []string{d.idKey}
@@ -306,6 +333,10 @@ func (r *Reader) insights(ctx context.Context, g Graph, lay *rules.Layout, acct 
 		var ge *graph.Error
 		if errors.As(err, &ge) && ge.IsInsightsTimeout() {
 			// Too much data for a synchronous read: the API says to go async.
+			// Pages read before the timeout already wrote rows; the job's answer
+			// replaces them whole, or an action type the job no longer reports
+			// would keep its count from the abandoned read.
+			d.clear()
 			d = r.newRowDecoder(lay, t, w, reads)
 			err = r.async(ctx, g, req, d)
 		}

@@ -45,7 +45,8 @@ type (
 )
 
 // cval is a compiled sub-expression. slot >= 0 marks a plain load of Row.Num[slot],
-// and isConst a constant, so comparisons can specialise on them.
+// and isConst a constant, so comparisons can specialise on them. strMiss marks text
+// that can be missing (see missingText): only then do text operations check for it.
 type cval struct {
 	t       vtype
 	num     numFn
@@ -55,7 +56,14 @@ type cval struct {
 	isConst bool
 	cnum    float64
 	cstr    string
+	strMiss bool
 }
+
+// missingText is the text value that cannot be computed: a ?: with text branches
+// whose condition is UNKNOWN. Attributes are never missing text, so operations on
+// text test for it only when an operand may be one (cval.strMiss); a comparison
+// with it is UNKNOWN, as for a missing number (SPEC 3.2).
+const missingText = "\x00rulesd:missing\x00"
 
 func numConst(v float64) cval {
 	return cval{t: tNum, num: func(*Row) float64 { return v }, slot: -1, isConst: true, cnum: v}
@@ -375,7 +383,16 @@ func arithOp(op string) func(a, b float64) float64 {
 			return math.Mod(a, b)
 		}
 	}
-	return math.Pow
+	return pow
+}
+
+// pow is ** and ^: missing when either side is (math.Pow gives 1 for NaN ** 0 and
+// 1 ** NaN), and missing for 0 to a negative power, which divides by zero.
+func pow(a, b float64) float64 {
+	if a != a || b != b || (a == 0 && b < 0) {
+		return math.NaN()
+	}
+	return math.Pow(a, b)
 }
 
 // div is division where a zero denominator makes the value missing, never infinite.
@@ -396,6 +413,15 @@ func compare(n *ast.BinaryNode, l, r cval) (cval, *compileErr) {
 		return triVal(numCompare(op, l, r)), nil
 	case tStr:
 		a, b := l.str, r.str
+		if l.strMiss || r.strMiss {
+			return triVal(func(r *Row) Tri {
+				x, y := a(r), b(r)
+				if x == missingText || y == missingText {
+					return Unknown
+				}
+				return triOf(strCmp(op, x, y))
+			}), nil
+		}
 		if r.isConst && (op == "==" || op == "!=") {
 			k, eq := r.cstr, op == "=="
 			return triVal(func(r *Row) Tri { return triOf((a(r) == k) == eq) }), nil
@@ -516,22 +542,34 @@ func numCmpOp(op string) func(a, b float64) bool {
 
 func textOp(n *ast.BinaryNode, l, r cval) (cval, *compileErr) {
 	a, b := l.str, r.str
+	var op func(x, y string) bool
 	switch n.Operator {
 	case "contains":
-		return triVal(func(r *Row) Tri { return triOf(strings.Contains(a(r), b(r))) }), nil
+		op = strings.Contains
 	case "startsWith":
-		return triVal(func(r *Row) Tri { return triOf(strings.HasPrefix(a(r), b(r))) }), nil
+		op = strings.HasPrefix
 	case "endsWith":
-		return triVal(func(r *Row) Tri { return triOf(strings.HasSuffix(a(r), b(r))) }), nil
+		op = strings.HasSuffix
+	default:
+		if !r.isConst {
+			return cval{}, errAt(n.Right, "matches needs a quoted pattern")
+		}
+		re, err := regexp.Compile(r.cstr)
+		if err != nil {
+			return cval{}, errAt(n.Right, "invalid pattern: %v", err)
+		}
+		op = func(x, _ string) bool { return re.MatchString(x) }
 	}
-	if !r.isConst {
-		return cval{}, errAt(n.Right, "matches needs a quoted pattern")
+	if l.strMiss || r.strMiss {
+		return triVal(func(r *Row) Tri {
+			x, y := a(r), b(r)
+			if x == missingText || y == missingText {
+				return Unknown
+			}
+			return triOf(op(x, y))
+		}), nil
 	}
-	re, err := regexp.Compile(r.cstr)
-	if err != nil {
-		return cval{}, errAt(n.Right, "invalid pattern: %v", err)
-	}
-	return triVal(func(r *Row) Tri { return triOf(re.MatchString(a(r))) }), nil
+	return triVal(func(r *Row) Tri { return triOf(op(a(r), b(r))) }), nil
 }
 
 func (c *exprCompiler) in(n *ast.BinaryNode, s *scope) (cval, *compileErr) {
@@ -562,9 +600,13 @@ func (c *exprCompiler) in(n *ast.BinaryNode, s *scope) (cval, *compileErr) {
 		for _, v := range strs {
 			set[v] = struct{}{}
 		}
-		f := l.str
+		f, miss := l.str, l.strMiss
 		return triVal(func(r *Row) Tri {
-			_, ok := set[f(r)]
+			x := f(r)
+			if miss && x == missingText {
+				return Unknown
+			}
+			_, ok := set[x]
 			return triOf(ok != negate)
 		}), nil
 	case tNum:
@@ -619,12 +661,17 @@ func (c *exprCompiler) conditional(n *ast.ConditionalNode, s *scope) (cval, *com
 		}), nil
 	case tStr:
 		x, y := a.str, b.str
-		return strVal(func(r *Row) string {
-			if cf(r) == True {
+		v := strVal(func(r *Row) string {
+			switch cf(r) {
+			case True:
 				return x(r)
+			case False:
+				return y(r)
 			}
-			return y(r)
-		}), nil
+			return missingText
+		})
+		v.strMiss = true
+		return v, nil
 	}
 	x, y := a.tri, b.tri
 	return triVal(func(r *Row) Tri {
@@ -689,7 +736,11 @@ func (c *exprCompiler) call(n *ast.CallNode, s *scope) (cval, *compileErr) {
 			f := a[0].tri
 			return triVal(func(r *Row) Tri { return triOf(f(r) != Unknown) }), nil
 		}
-		return triVal(func(*Row) Tri { return True }), nil // text is never missing
+		if a[0].strMiss {
+			f := a[0].str
+			return triVal(func(r *Row) Tri { return triOf(f(r) != missingText) }), nil
+		}
+		return triVal(func(*Row) Tri { return True }), nil // an attribute's text is never missing
 	case "default":
 		a, err := c.args(n, n.Arguments, s, "default(x, d)", 2)
 		if err != nil {
@@ -716,7 +767,18 @@ func (c *exprCompiler) call(n *ast.CallNode, s *scope) (cval, *compileErr) {
 				return d(r)
 			}), nil
 		}
-		return a[0], nil
+		if !a[0].strMiss {
+			return a[0], nil
+		}
+		x, d := a[0].str, a[1].str
+		v := strVal(func(r *Row) string {
+			if v := x(r); v != missingText {
+				return v
+			}
+			return d(r)
+		})
+		v.strMiss = a[1].strMiss
+		return v, nil
 	}
 	return cval{}, errAt(n, "unknown function %s%s", id.Value, diag.DidYouMean(id.Value, functionNames))
 }
@@ -775,6 +837,16 @@ func (c *exprCompiler) builtin(n *ast.BuiltinNode, s *scope) (cval, *compileErr)
 		f, conv := a[0].str, strings.ToLower
 		if n.Name == "upper" {
 			conv = strings.ToUpper
+		}
+		if a[0].strMiss {
+			v := strVal(func(r *Row) string {
+				if x := f(r); x != missingText {
+					return conv(x)
+				}
+				return missingText
+			})
+			v.strMiss = true
+			return v, nil
 		}
 		return strVal(func(r *Row) string { return conv(f(r)) }), nil
 	}

@@ -104,6 +104,12 @@ func TestThreeValuedLogic(t *testing.T) {
 		{"spend % 0 == 0", noPurchases, Unknown},
 		{"spend - 40 * 2 == 20", noPurchases, True},
 		{"spend ** 2 == 10000", noPurchases, True},
+		{"cpa ** 0 == 1", noPurchases, Unknown},       // math.Pow(NaN, 0) is 1
+		{"1 ** cpa == 1", noPurchases, Unknown},       // math.Pow(1, NaN) is 1
+		{"purchases ** -1 > 0", noPurchases, Unknown}, // 1 / 0
+		{"purchases ^ -2 > 0", noPurchases, Unknown},  // 1 / 0
+		{"spend ** 0 == 1", noPurchases, True},
+		{"purchases ** 0.5 == 0", noPurchases, True},
 		// has and default see a missing value as such.
 		{"has(cpa)", noPurchases, False},
 		{"!has(cpa)", noPurchases, True},
@@ -169,6 +175,21 @@ func TestThreeValuedLogic(t *testing.T) {
 		{"(has(cpa) ? cpa : 0) == 0", noPurchases, True},
 		{"(cpa > 10 ? 1 : 2) > 0", noPurchases, Unknown},
 		{"(spend > 10 ? 1 : 2) == 1", noPurchases, True},
+		// ... also when the branches are text: the else branch is not a default.
+		{`(cpa > 30 ? "high" : "low") == "low"`, noPurchases, Unknown},
+		{`(cpa > 30 ? "high" : "low") != "high"`, noPurchases, Unknown},
+		{`(cpa > 30 ? "high" : "low") in ["low"]`, noPurchases, Unknown},
+		{`(cpa > 30 ? "high" : "low") not in ["high"]`, noPurchases, Unknown},
+		{`(cpa > 30 ? "high" : "low") startsWith "l"`, noPurchases, Unknown},
+		{`(cpa > 30 ? "high" : "low") matches "^l"`, noPurchases, Unknown},
+		{`name == (cpa > 30 ? "high" : "low")`, noPurchases, Unknown},
+		{`upper(cpa > 30 ? "high" : "low") == "LOW"`, noPurchases, Unknown},
+		{`has(cpa > 30 ? "high" : "low")`, noPurchases, False},
+		{`default(cpa > 30 ? "high" : "low", "none") == "none"`, noPurchases, True},
+		{`(cpa > 30 ? "high" : "low") == "high"`, withPurchases, True},
+		{`(spend > 30 ? "high" : "low") == "high"`, noPurchases, True},
+		{`has(spend > 30 ? "high" : "low")`, noPurchases, True},
+		{`(cpa > 30 ? "high" : (spend > 10 ? "mid" : "low")) == "mid"`, noPurchases, Unknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.when, func(t *testing.T) {

@@ -220,6 +220,7 @@ func Load(srcs []Source, opts Options) (*Set, diag.List) {
 		ld.metricsOf(d, &fs.Metrics)
 	}
 	ld.checkMetricCycles()
+	ld.checkDefaultSchedule()
 	for _, f := range files {
 		for i := range f.spec.Groups {
 			ld.group(f.dec, &f.spec.Groups[i])
@@ -376,6 +377,28 @@ func (ld *loader) checkMetricCycles() {
 	}
 }
 
+// checkDefaultSchedule checks the config's schedule, which every group without its
+// own runs on: the config package cannot parse schedules, and a bad default would
+// otherwise load cleanly and leave those groups never running.
+func (ld *loader) checkDefaultSchedule() {
+	if ld.cfg == nil || !ld.cfg.Schedule.Set() {
+		return
+	}
+	ld.checkSchedule(ld.cfg.Schedule, func(pos diag.Pos, format string, args ...any) {
+		ld.diags.Errorf(pos, "schedule: "+format, args...)
+	})
+}
+
+// checkSchedule reports an invalid schedule as an error and one more frequent than
+// insights refresh as a warning.
+func (ld *loader) checkSchedule(s yamlx.Scalar, errorf func(pos diag.Pos, format string, args ...any)) {
+	if sched, err := ParseSchedule(s.Value); err != nil {
+		errorf(s.Pos, "%v", err)
+	} else if iv := minInterval(sched); iv < 15*time.Minute {
+		ld.diags.Warnf(s.Pos, "schedule runs every %s: Meta refreshes insights about every 15 minutes, so runs more frequent than that see the same numbers", iv)
+	}
+}
+
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // ParseSchedule parses a group schedule; robfig/cron panics on some malformed
@@ -441,11 +464,7 @@ func (ld *loader) group(d *yamlx.Decoder, gs *groupSpec) {
 	}
 	if gs.Schedule.Set() {
 		g.Schedule = gs.Schedule.Value
-		if sched, err := ParseSchedule(g.Schedule); err != nil {
-			d.Errorf(gs.Schedule.Node, "%v", err)
-		} else if iv := minInterval(sched); iv < 15*time.Minute {
-			d.Diags.Warnf(gs.Schedule.Pos, "schedule runs every %s: Meta refreshes insights about every 15 minutes, so runs more frequent than that see the same numbers", iv)
-		}
+		ld.checkSchedule(gs.Schedule, d.Diags.Errorf)
 	}
 	switch tz := gs.Timezone.Value; {
 	case tz == "account":
@@ -475,7 +494,7 @@ func (ld *loader) group(d *yamlx.Decoder, gs *groupSpec) {
 	}
 	if gs.MaxActionsPerRun != nil {
 		if *gs.MaxActionsPerRun < 1 {
-			d.Diags.Errorf(gs.Pos, "max_actions_per_run must be at least 1")
+			d.Errorf(valueNode(gs.Node, "max_actions_per_run"), "max_actions_per_run must be at least 1")
 		}
 		g.MaxActionsPerRun = *gs.MaxActionsPerRun
 	}
@@ -496,6 +515,18 @@ func (ld *loader) group(d *yamlx.Decoder, gs *groupSpec) {
 	}
 	g.Hash = hashGroup(gs)
 	ld.set.Groups = append(ld.set.Groups, g)
+}
+
+// valueNode returns the value of key in the mapping n, or n when it has none.
+func valueNode(n *yaml.Node, key string) *yaml.Node {
+	if n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i+1]
+			}
+		}
+	}
+	return n
 }
 
 func (ld *loader) duration(d *yamlx.Decoder, s yamlx.Scalar, key string) (time.Duration, bool) {
@@ -534,6 +565,9 @@ func (ld *loader) rule(d *yamlx.Decoder, g *Group, rs *ruleSpec) *Rule {
 	for _, a := range []string{"id", "name", "status"} {
 		ld.comp.attr(a, a, tStr, &scope{reads: r.Reads})
 	}
+	// ratioIn is the expression the first ratio metric was read in: its offset
+	// (s.ratioPos) counts in that expression's text.
+	ratioIn := rs.When
 	if rs.Where.Set() {
 		r.Where = rs.Where.Value
 		v, node, err := ld.comp.compileSource(rs.Where.Value, s, tBool)
@@ -541,6 +575,9 @@ func (ld *loader) rule(d *yamlx.Decoder, g *Group, rs *ruleSpec) *Rule {
 			report(d, rs.Where, "where", err)
 		}
 		r.where, r.whereNode = v.tri, node
+		if s.ratioName != "" {
+			ratioIn = rs.Where
+		}
 	}
 	if rs.When.Set() {
 		r.When = rs.When.Value
@@ -551,7 +588,7 @@ func (ld *loader) rule(d *yamlx.Decoder, g *Group, rs *ruleSpec) *Rule {
 		r.when, r.whenNode = v.tri, node
 	}
 	if s.ratioName != "" && !s.volume && len(d.Diags.Errors()) == before {
-		d.Diags.Warnf(d.OffsetPos(rs.When.Node, s.ratioPos), "rule %s compares %s without any volume condition (spend, impressions, purchases, clicks, ...): a ratio on a handful of events swings wildly; add e.g. impressions > 1000", r.Name, s.ratioName)
+		d.Diags.Warnf(d.OffsetPos(ratioIn.Node, s.ratioPos), "rule %s compares %s without any volume condition (spend, impressions, purchases, clicks, ...): a ratio on a handful of events swings wildly; add e.g. impressions > 1000", r.Name, s.ratioName)
 	}
 	ld.action(d, r, rs, s)
 	for _, n := range rs.Notify {

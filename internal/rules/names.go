@@ -66,8 +66,11 @@ func ParseWindow(s string) (Window, bool) {
 // loc, with the Insights API's meaning: last_Nd is the N full days ending yesterday.
 // Lifetime has no range: ok is false and the caller asks for date_preset=maximum.
 func (w Window) DateRange(t time.Time, loc *time.Location) (since, until string, ok bool) {
-	day := t.In(loc)
-	today := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, loc)
+	// The calendar date in loc, then plain date arithmetic in UTC: midnight does not
+	// exist in loc on a day whose DST change is at 00:00 (America/Santiago,
+	// America/Havana, ...), and time.Date would then return 23:00 of the day before.
+	y, m, d := t.In(loc).Date()
+	today := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	const layout = "2006-01-02"
 	span := func(days int) (string, string, bool) {
 		return today.AddDate(0, 0, -days).Format(layout), today.AddDate(0, 0, -1).Format(layout), true
