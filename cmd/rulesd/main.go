@@ -24,6 +24,7 @@ type command struct {
 var commands = map[string]command{
 	"check":   {"validate config and rule files", runCheck},
 	"demo":    {"run against a built-in simulated Marketing API with the example rules", runDemo},
+	"explain": {"show every sub-expression's value of one rule for one object, and what rulesd would do", runExplain},
 	"run":     {"the daemon: run rule groups on their schedules", runRun},
 	"preview": {"evaluate once now and print what would happen; writes nothing", runPreview},
 	"test":    {"run rule unit tests", runTest},
