@@ -304,16 +304,26 @@ func (d *Daemon) shutdown(srvErr error) error {
 // prune deletes state older than the retention.
 func (d *Daemon) prune(ctx context.Context) {
 	now := d.opts.Now()
+	d.mu.Lock() // a reload from the HTTP server may replace d.cfg meanwhile
 	cutoff := now.Add(-d.cfg.State.Retention.Std())
+	d.mu.Unlock()
 	if _, err := d.store.PruneAudit(ctx, cutoff); err != nil {
 		d.log.Warn("prune audit log", zap.Error(err))
 	}
 	// Changes and holds are kept as long as the audit log: an ended manual hold must
 	// stay known, or a person's value would be taken for a new manual change again.
-	_, _ = d.store.PruneHistory(ctx, cutoff)
-	_, _ = d.store.PruneCooldowns(ctx, now)
-	_, _ = d.store.PruneIntents(ctx, cutoff)
-	_, _ = d.store.PrunePending(ctx, now.Add(-7*24*time.Hour))
+	if _, err := d.store.PruneHistory(ctx, cutoff); err != nil {
+		d.log.Warn("prune change history", zap.Error(err))
+	}
+	if _, err := d.store.PruneCooldowns(ctx, now); err != nil {
+		d.log.Warn("prune cooldowns", zap.Error(err))
+	}
+	if _, err := d.store.PruneIntents(ctx, cutoff); err != nil {
+		d.log.Warn("prune intents", zap.Error(err))
+	}
+	if _, err := d.store.PrunePending(ctx, now.Add(-7*24*time.Hour)); err != nil {
+		d.log.Warn("prune pending state", zap.Error(err))
+	}
 }
 
 // Reload re-reads the config and rules (POST /-/reload). A bad reload keeps the

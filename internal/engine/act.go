@@ -49,7 +49,7 @@ func (e *Engine) decideAndAct(ctx context.Context, l *loaded, g *rules.Group, ac
 			d.Result, d.Error = state.ResultBlockedGuard, "kill switch engaged: "+kill[0].Reason
 			continue
 		}
-		if e.authBad.Load() {
+		if e.authBadFor(acct) {
 			d.Result, d.Error = state.ResultFailed, "not sent: the access token failed authentication; writes are stopped until a read succeeds"
 			continue
 		}
@@ -62,6 +62,11 @@ func (e *Engine) decideAndAct(ctx context.Context, l *loaded, g *rules.Group, ac
 	}
 	var results []actions.Result
 	if len(intents) > 0 {
+		// Checked before the intents are stored: an intent never sent nor reconciled
+		// would hold its field back for ever.
+		if e.opts.Executor == nil {
+			return fmt.Errorf("no executor to send %d writes", len(intents))
+		}
 		ids, err := e.opts.Store.RecordIntents(ctx, intents)
 		if err != nil {
 			return fmt.Errorf("record intents: %w", err)
@@ -69,9 +74,6 @@ func (e *Engine) decideAndAct(ctx context.Context, l *loaded, g *rules.Group, ac
 		for i, d := range writing {
 			writes = append(writes, actions.Write{IntentID: ids[i], AccountID: acct.ID, ObjectID: d.Object.ID, Field: d.field(),
 				Before: d.before(), Target: d.after(), Priority: d.Kind() == rules.Pause})
-		}
-		if e.opts.Executor == nil {
-			return fmt.Errorf("no executor to send %d writes", len(writes))
 		}
 		// Writes in flight finish even when the run is cancelled (SIGTERM): the
 		// intents must match what reached the API.
@@ -158,6 +160,7 @@ func (e *Engine) record(ctx context.Context, g *rules.Group, acct config.Account
 	var outcomes []state.Outcome
 	var recorded []*Decision
 	var cooldowns []state.Cooldown
+	authAlert := ""
 	for _, d := range ds {
 		if d.Result == ResultPending {
 			continue
@@ -177,8 +180,8 @@ func (e *Engine) record(ctx context.Context, g *rules.Group, acct config.Account
 			if res.Locked {
 				holds = append(holds, state.Hold{ObjectID: d.Object.ID, Field: d.field(), Reason: state.HoldLocked, Until: at.Add(time.Hour)})
 			}
-			if res.Auth {
-				e.authBad.Store(true)
+			if res.Auth && e.setAuth(acct, false) {
+				authAlert = d.Error
 			}
 		}
 		if d.hold != nil {
@@ -206,6 +209,15 @@ func (e *Engine) record(ctx context.Context, g *rules.Group, acct config.Account
 	// The store is written even if the run was cancelled meanwhile: these writes
 	// happened.
 	sctx := context.WithoutCancel(ctx)
+	// Cooldowns first: should storing them fail (or the process die) after the
+	// outcomes, the completed intents would leave nothing to stop the next run from
+	// applying a relative change again. Stored first, a failure leaves the intents
+	// unfinished, and reconciliation records them and starts the cooldowns.
+	if len(cooldowns) > 0 {
+		if err := e.opts.Store.SetCooldowns(sctx, cooldowns); err != nil {
+			return fmt.Errorf("store cooldowns: %w", err)
+		}
+	}
 	if len(outcomes) > 0 {
 		ids, err := e.opts.Store.RecordOutcomes(sctx, outcomes)
 		if err != nil {
@@ -215,18 +227,30 @@ func (e *Engine) record(ctx context.Context, g *rules.Group, acct config.Account
 			d.AuditID = ids[i]
 		}
 	}
-	if len(cooldowns) > 0 {
-		if err := e.opts.Store.SetCooldowns(sctx, cooldowns); err != nil {
-			return fmt.Errorf("store cooldowns: %w", err)
-		}
-	}
 	if len(holds) > 0 {
 		if err := e.opts.Store.SetHolds(sctx, holds); err != nil {
 			return fmt.Errorf("store holds: %w", err)
 		}
 	}
 	e.report(g, acct, snap, out, ds)
+	if authAlert != "" {
+		e.authFailed(acct, snap.At, authAlert)
+	}
 	return nil
+}
+
+// authFailed logs and notifies that Meta refused an account's token: writes with it
+// stop until a read with it succeeds (SPEC 4.13).
+func (e *Engine) authFailed(acct config.Account, at time.Time, why string) {
+	e.opts.Logger.Error("access token refused; writes with it stop until a read with it succeeds",
+		zap.String("account", acct.ID), zap.String("error", why))
+	if e.opts.Notify == nil {
+		return
+	}
+	for _, n := range e.loaded.Load().cfg.NotifierNames() {
+		e.opts.Notify.Send(n, notify.Digest{Kind: notify.KindAuthFailure, Time: at, Accounts: []notify.Account{{ID: acct.ID, Name: acct.Name}},
+			Reason: why + "; writes with this token are stopped until a read with it succeeds"})
+	}
 }
 
 // report logs each action (never sampled: action lines go through at info) and
@@ -238,6 +262,7 @@ func (e *Engine) report(g *rules.Group, acct config.Account, snap *insights.Snap
 		run = e.opts.Notify.StartRun(notify.RunInfo{ID: out.RunID, Group: g.Name, Accounts: []notify.Account{{ID: acct.ID, Name: snap.Account.Name}}})
 	}
 	guardRules := map[*rules.Rule]string{}
+	var flaps []*Decision
 	for _, d := range ds {
 		if d.Result == ResultPending {
 			continue
@@ -267,6 +292,9 @@ func (e *Engine) report(g *rules.Group, acct config.Account, snap *insights.Snap
 		if d.Result == state.ResultBlockedGuard && strings.HasPrefix(d.Error, "blast-radius") {
 			guardRules[d.Rule] = d.Error
 		}
+		if d.Result == state.ResultBlockedFlapping && d.hold != nil {
+			flaps = append(flaps, d) // the block starts now: alert once (SPEC 4.9)
+		}
 		if run != nil && len(d.Rule.Notify) > 0 && notifiable(d.Result) {
 			ev := notify.Event{Time: snap.At, RunID: out.RunID, Group: g.Name, Rule: d.Rule.Name, AccountID: acct.ID,
 				AccountName: snap.Account.Name, Level: d.Rule.Level.String(), ObjectID: d.Object.ID, ObjectName: d.Object.Name,
@@ -287,6 +315,19 @@ func (e *Engine) report(g *rules.Group, acct config.Account, snap *insights.Snap
 		for _, n := range names {
 			e.opts.Notify.Send(n, notify.Digest{Kind: notify.KindGuardTripped, Time: snap.At, RunID: out.RunID, Group: g.Name,
 				Rule: r.Name, Accounts: []notify.Account{{ID: acct.ID, Name: snap.Account.Name}}, Reason: why})
+		}
+	}
+	for _, d := range flaps {
+		e.opts.Logger.Error("flapping: unpauses and increases blocked for 24h", zap.String("group", g.Name), zap.String("rule", d.Rule.Name),
+			zap.String("account", acct.ID), zap.String("object_id", d.Object.ID), zap.String("field", d.field()))
+		names := d.Rule.Notify
+		if len(names) == 0 {
+			names = e.loaded.Load().cfg.NotifierNames()
+		}
+		for _, n := range names {
+			e.opts.Notify.Send(n, notify.Digest{Kind: notify.KindFlappingBlocked, Time: snap.At, RunID: out.RunID, Group: g.Name,
+				Rule: d.Rule.Name, Accounts: []notify.Account{{ID: acct.ID, Name: snap.Account.Name}},
+				Reason: d.Object.Name + " (" + d.Object.ID + "): " + d.Error})
 		}
 	}
 }
@@ -353,7 +394,52 @@ func (e *Engine) reconcile(ctx context.Context, acct string) error {
 	if err != nil || len(intents) == 0 || e.opts.Executor == nil {
 		return err
 	}
-	return e.settle(ctx, intents)
+	// Reconciling may re-send a write: only where writes may go now.
+	var ok []state.Intent
+	why := map[[2]string]string{}
+	for _, in := range intents {
+		k := [2]string{in.Group, in.Rule}
+		reason, seen := why[k]
+		if !seen {
+			if reason, err = e.mayNotWrite(ctx, in); err != nil {
+				return err
+			}
+			why[k] = reason
+		}
+		if reason != "" {
+			e.opts.Logger.Warn("intent left unfinished: no writes now", zap.Int64("intent", in.ID), zap.String("account", in.AccountID),
+				zap.String("object_id", in.ObjectID), zap.String("field", in.Field), zap.String("reason", reason))
+			continue
+		}
+		ok = append(ok, in)
+	}
+	if len(ok) == 0 {
+		return nil
+	}
+	return e.settle(ctx, ok)
+}
+
+// mayNotWrite says why the write of an unfinished intent may not be sent now (a dry
+// run, the kill switch, a refused token), or "" when it may.
+func (e *Engine) mayNotWrite(ctx context.Context, in state.Intent) (string, error) {
+	cfg := e.loaded.Load().cfg
+	if e.opts.DryRun || cfg.DryRun {
+		return "dry run", nil
+	}
+	if r := e.findRule(in.Group, in.Rule); r != nil && (r.DryRun || r.Group.DryRun) {
+		return "the rule is a dry run now", nil
+	}
+	if e.authBadFor(e.account(in.AccountID)) {
+		return "the access token failed authentication", nil
+	}
+	kill, err := e.opts.Store.KillSwitchesFor(ctx, in.Group, in.AccountID)
+	if err != nil {
+		return "", fmt.Errorf("read kill switches: %w", err)
+	}
+	if len(kill) > 0 {
+		return "kill switch engaged: " + kill[0].Reason, nil
+	}
+	return "", nil
 }
 
 // Reconcile settles every unfinished intent, at start-up: account by account, under
@@ -421,6 +507,9 @@ func (e *Engine) settle(ctx context.Context, intents []state.Intent) error {
 		if res.Locked {
 			holds = append(holds, state.Hold{ObjectID: in.ObjectID, Field: in.Field, Reason: state.HoldLocked, Until: now.Add(time.Hour)})
 		}
+		if res.Auth && e.setAuth(e.account(in.AccountID), false) {
+			e.authFailed(e.account(in.AccountID), now, res.Reason)
+		}
 		e.opts.Logger.Info("reconciled intent", zap.Int64("intent", in.ID), zap.String("object_id", in.ObjectID),
 			zap.String("field", in.Field), zap.String("result", o.Audit.Result), zap.Bool("resent", res.Resent), zap.String("error", o.Audit.Error))
 		outcomes = append(outcomes, o)
@@ -429,11 +518,12 @@ func (e *Engine) settle(ctx context.Context, intents []state.Intent) error {
 		return nil
 	}
 	sctx := context.WithoutCancel(ctx)
-	if _, err := e.opts.Store.RecordOutcomes(sctx, outcomes); err != nil {
-		return fmt.Errorf("record reconciled intents: %w", err)
-	}
+	// Cooldowns before the outcomes, as in record.
 	if err := e.opts.Store.SetCooldowns(sctx, cooldowns); err != nil {
 		return fmt.Errorf("store cooldowns of reconciled intents: %w", err)
+	}
+	if _, err := e.opts.Store.RecordOutcomes(sctx, outcomes); err != nil {
+		return fmt.Errorf("record reconciled intents: %w", err)
 	}
 	if err := e.opts.Store.SetHolds(sctx, holds); err != nil {
 		return fmt.Errorf("store holds of reconciled intents: %w", err)

@@ -28,6 +28,9 @@ type accountState struct {
 	// each what the person changed.
 	newHolds  []state.Hold
 	manualWhy map[objField]string
+	// unfinished are the fields with a write intent not yet completed: its outcome is
+	// unknown until reconciliation settles it.
+	unfinished map[objField]bool
 }
 
 type objField struct{ obj, field string }
@@ -57,7 +60,53 @@ func (e *Engine) loadState(ctx context.Context, acct string, ids []string, at ti
 		k := objField{h.ObjectID, h.Field}
 		s.holds[k] = append(s.holds[k], h)
 	}
+	intents, err := st.UnfinishedIntents(ctx, acct)
+	if err != nil {
+		return nil, err
+	}
+	s.unfinished = map[objField]bool{}
+	for _, in := range intents {
+		s.unfinished[objField{in.ObjectID, in.Field}] = true
+	}
 	return s, nil
+}
+
+// inFlight reports whether a write to the field (or, for a budget, to either budget
+// field) has an unfinished intent: the field may hold the target already, so a change
+// planned from the value read now could apply a relative change twice.
+func (s *accountState) inFlight(obj, field string) bool {
+	for _, f := range budgetFields(field) {
+		if s.unfinished[objField{obj, f}] {
+			return true
+		}
+	}
+	return false
+}
+
+// inFlightReason is the skip reason of a change to a field with an unfinished intent.
+func inFlightReason(field string) string {
+	what := fieldKind(field)
+	if field == actions.FieldStatus {
+		what = "status"
+	}
+	return "an earlier write to this " + what + " has an unknown outcome (its answer was lost) and is not reconciled yet; rulesd changes it again only once it is"
+}
+
+// flapping reports whether unpauses and increases of the field are blocked because
+// rules reversed it more than 3 times in 24h (SPEC 4.9), and the hold to store when
+// this decision starts the block.
+func (s *accountState) flapping(obj, field string, dry bool, at time.Time) (bool, *state.Hold) {
+	if s.hold(obj, field, state.HoldFlapping) {
+		return true, nil
+	}
+	if state.Reversals(s.changes[obj], at.Add(-24*time.Hour), budgetFields(field)...) > 3 {
+		return true, &state.Hold{ObjectID: obj, Field: field, Reason: state.HoldFlapping, DryRun: dry, Until: at.Add(24 * time.Hour)}
+	}
+	return false, nil
+}
+
+func flappingReason(field string) string {
+	return "the object's " + field + " was reversed more than 3 times in 24h; increases and unpauses are blocked for 24h"
 }
 
 // hold reports whether a hold for reason is active on the field.
@@ -174,7 +223,11 @@ func (e *Engine) Plan(ctx context.Context, g *rules.Group, acct config.Account, 
 	ast.manualWhy = map[objField]string{}
 	for _, t := range snap.Tables {
 		ast.observeManual(t, dry)
-		fillStateAttrs(l.set.Layout, t, ast, at)
+		// The rows are laid out for g's rule set, which a reload during the run may
+		// have replaced in l: fill them by g's layout.
+		if len(g.Rules) > 0 {
+			fillStateAttrs(g.Rules[0].Layout(), t, ast, at)
+		}
 	}
 	stats := map[string]*RuleStats{}
 	pendings := map[*rules.Rule]map[string]state.Pending{}
@@ -339,6 +392,10 @@ func (e *Engine) guard(d *Decision, snap *insights.Snapshot, acct config.Account
 		return
 	}
 	field := d.field()
+	if s.inFlight(o.ID, field) {
+		d.Result, d.Error = state.ResultSkippedConflict, inFlightReason(field)
+		return
+	}
 	// People win (SPEC 4.11): a value differing from rulesd's last write was set by
 	// someone; leave the field alone for manual_hold.
 	if s.hold(o.ID, field, state.HoldManual) {
@@ -352,13 +409,9 @@ func (e *Engine) guard(d *Decision, snap *insights.Snapshot, acct config.Account
 	h := s.changes[o.ID]
 	fields := budgetFields(field)
 	if dir > 0 {
-		flapping := s.hold(o.ID, field, state.HoldFlapping)
-		if !flapping && state.Reversals(h, at.Add(-24*time.Hour), fields...) > 3 {
-			flapping = true
-			d.hold = &state.Hold{ObjectID: o.ID, Field: field, Reason: state.HoldFlapping, DryRun: d.Dry, Until: at.Add(24 * time.Hour)}
-		}
-		if flapping {
-			d.Result, d.Error = state.ResultBlockedFlapping, "the object's "+field+" was reversed more than 3 times in 24h; increases and unpauses are blocked for 24h"
+		if flapping, hold := s.flapping(o.ID, field, d.Dry, at); flapping {
+			d.hold = hold
+			d.Result, d.Error = state.ResultBlockedFlapping, flappingReason(field)
 			return
 		}
 	}
@@ -481,11 +534,18 @@ func (e *Engine) restores(g *rules.Group, r *rules.Rule, acct config.Account, sn
 		}
 		d := &Decision{Rule: r, Account: acct.ID, Object: o, Row: &t.Rows[i], Dry: dry, Values: valuesOf(r, &t.Rows[i]), restore: true,
 			Change: actions.Change{Kind: rules.Unpause, Field: actions.FieldStatus, BeforeStr: "PAUSED", AfterStr: "ACTIVE"}}
+		flapping, hold := s.flapping(o.ID, actions.FieldStatus, dry, snap.At)
 		switch {
 		case len(s.kill) > 0:
 			d.Result, d.Error = state.ResultBlockedGuard, "kill switch engaged: "+s.kill[0].Reason
+		case s.inFlight(o.ID, actions.FieldStatus):
+			d.Result, d.Error = state.ResultSkippedConflict, inFlightReason(actions.FieldStatus)
 		case s.hold(o.ID, actions.FieldStatus, state.HoldManual):
 			d.Result, d.Error = state.ResultSkippedManual, "changed by a person recently; rulesd leaves it alone"
+		case flapping:
+			// The restore is an unpause like any other (SPEC 4.9).
+			d.hold = hold
+			d.Result, d.Error = state.ResultBlockedFlapping, flappingReason(actions.FieldStatus)
 		default:
 			d.Result = resultToApply
 		}

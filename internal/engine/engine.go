@@ -75,7 +75,46 @@ type Engine struct {
 	running map[string]bool
 	acctSem map[string]chan struct{}
 	last    map[string]*GroupRun
-	authBad atomic.Bool
+	// authBad holds the tokens Meta refused (190, 102), by tokenOf: writes with them
+	// stop until a read with them succeeds (SPEC 4.13).
+	authMu  sync.Mutex
+	authBad map[string]bool
+}
+
+// tokenOf names the token an account's calls use: its access_token_file, or "" for
+// the default token.
+func tokenOf(a config.Account) string { return a.AccessTokenFile }
+
+// authBadFor reports whether writes with the account's token are stopped.
+func (e *Engine) authBadFor(a config.Account) bool {
+	e.authMu.Lock()
+	defer e.authMu.Unlock()
+	return e.authBad[tokenOf(a)]
+}
+
+// setAuth records whether the account's token works and reports whether that changed.
+func (e *Engine) setAuth(a config.Account, ok bool) bool {
+	e.authMu.Lock()
+	defer e.authMu.Unlock()
+	k := tokenOf(a)
+	if e.authBad[k] == !ok {
+		return false
+	}
+	if ok {
+		delete(e.authBad, k)
+	} else {
+		e.authBad[k] = true
+	}
+	return true
+}
+
+// account returns the loaded config's account, or one with only the id when a reload
+// removed it.
+func (e *Engine) account(id string) config.Account {
+	if a, ok := e.loaded.Load().cfg.Account(id); ok {
+		return *a
+	}
+	return config.Account{ID: id}
 }
 
 type loaded struct {
@@ -107,7 +146,7 @@ func New(opts Options) (*Engine, error) {
 	if opts.Owner == "" {
 		opts.Owner = "rulesd-" + randomID()
 	}
-	e := &Engine{opts: opts, running: map[string]bool{}, acctSem: map[string]chan struct{}{}, last: map[string]*GroupRun{}}
+	e := &Engine{opts: opts, running: map[string]bool{}, acctSem: map[string]chan struct{}{}, last: map[string]*GroupRun{}, authBad: map[string]bool{}}
 	e.Update(opts.Config, opts.Rules)
 	return e, nil
 }
@@ -385,6 +424,10 @@ func (e *Engine) runAccount(ctx context.Context, l *loaded, g *rules.Group, acct
 		// Never evaluate on partial data; pending state survives (SPEC 4.1).
 		out.Result, out.Err = "failed", err
 		return e.finish(ctx, out, started)
+	}
+	// A read with the token succeeded: writes with it may go on (SPEC 4.13).
+	if e.setAuth(acct, true) {
+		e.opts.Logger.Info("the access token works again; writes with it resume", zap.String("account", acct.ID))
 	}
 	out.Currency = snap.Account.Currency
 	if err := e.decideAndAct(ctx, l, g, acct, snap, &out); err != nil {
