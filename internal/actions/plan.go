@@ -13,6 +13,7 @@ import (
 	"github.com/rulesd/rulesd/internal/insights"
 	"github.com/rulesd/rulesd/internal/money"
 	"github.com/rulesd/rulesd/internal/rules"
+	"github.com/rulesd/rulesd/internal/state"
 )
 
 // Results of planning; the engine adds the guards' results (cooldown, pacing, ...).
@@ -227,4 +228,20 @@ func orUnknown(s string) string {
 		return "unknown"
 	}
 	return s
+}
+
+// FieldValue is an object's current value of a field, as the state store keeps it:
+// a status, or money in minor units.
+func FieldValue(o *insights.Object, field string) state.Value {
+	switch field {
+	case FieldStatus:
+		return state.Status(o.Status)
+	case FieldDailyBudget:
+		return state.Amount(o.DailyBudget)
+	case FieldLifetimeBudget:
+		return state.Amount(o.LifetimeBudget)
+	case FieldBidAmount:
+		return state.Amount(o.BidAmount)
+	}
+	return state.Value{}
 }

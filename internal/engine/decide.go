@@ -160,30 +160,15 @@ func (s *accountState) observeManual(t *insights.Table, dry bool) {
 		for _, f := range []string{actions.FieldStatus, actions.FieldDailyBudget, actions.FieldLifetimeBudget, actions.FieldBidAmount} {
 			k := objField{o.ID, f}
 			w, ok := s.lastLive[k]
-			if !ok || w.Value == currentValue(o, f) || s.manualSeen(o.ID, f, w) {
+			if !ok || w.Value == actions.FieldValue(o, f) || s.manualSeen(o.ID, f, w) {
 				continue
 			}
 			h := state.Hold{ObjectID: o.ID, Field: f, Reason: state.HoldManual, DryRun: dry, Until: s.at.Add(s.manualTTL)}
 			s.holds[k] = append(s.holds[k], h)
 			s.newHolds = append(s.newHolds, h)
-			s.manualWhy[k] = fmt.Sprintf("someone changed %s from %s (rulesd's last write) to %s; held for %s", f, w.Value, currentValue(o, f), s.manualTTL)
+			s.manualWhy[k] = fmt.Sprintf("someone changed %s from %s (rulesd's last write) to %s; held for %s", f, w.Value, actions.FieldValue(o, f), s.manualTTL)
 		}
 	}
-}
-
-// currentValue is an object's current value of a field, as a state value.
-func currentValue(o *insights.Object, field string) state.Value {
-	switch field {
-	case actions.FieldStatus:
-		return state.Status(o.Status)
-	case actions.FieldDailyBudget:
-		return state.Amount(o.DailyBudget)
-	case actions.FieldLifetimeBudget:
-		return state.Amount(o.LifetimeBudget)
-	case actions.FieldBidAmount:
-		return state.Amount(o.BidAmount)
-	}
-	return state.Value{}
 }
 
 func budgetFields(field string) []string {

@@ -28,7 +28,6 @@ type Scheduler struct {
 	mu      sync.Mutex
 	entries map[string][]cron.EntryID // group name -> entries
 	hashes  map[string]string         // group name -> definition hash
-	wg      sync.WaitGroup
 }
 
 // NewScheduler returns a stopped scheduler for e.
@@ -127,8 +126,6 @@ func inLocation(sched cron.Schedule, loc *time.Location) cron.Schedule {
 
 func (s *Scheduler) job(group string, accounts map[string]bool) cron.Job {
 	return cron.FuncJob(func() {
-		s.wg.Add(1)
-		defer s.wg.Done()
 		at := s.e.opts.Now().Truncate(time.Second)
 		if _, err := s.e.runGroupFiltered(s.ctx, group, at, accounts); err != nil {
 			s.log.Error("group run", zap.String("group", group), zap.Error(err))
@@ -142,16 +139,11 @@ func (s *Scheduler) Start() { s.cron.Start() }
 // Stop stops scheduling and cancels runs in flight (their write batches finish),
 // then waits for them until ctx is done.
 func (s *Scheduler) Stop(ctx context.Context) {
+	// cron's Stop returns a context done once the running jobs have returned.
 	stopped := s.cron.Stop()
 	s.cancel()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		<-stopped.Done()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-stopped.Done():
 	case <-ctx.Done():
 	}
 }

@@ -329,21 +329,6 @@ func (w *world) fillMetrics(lay *rules.Layout, row *rules.Row, id string) {
 	}
 }
 
-// field reads an object's field as a state value.
-func field(o *insights.Object, f string) state.Value {
-	switch f {
-	case actions.FieldStatus:
-		return state.Status(o.Status)
-	case actions.FieldDailyBudget:
-		return state.Amount(o.DailyBudget)
-	case actions.FieldLifetimeBudget:
-		return state.Amount(o.LifetimeBudget)
-	case actions.FieldBidAmount:
-		return state.Amount(o.BidAmount)
-	}
-	return state.Value{}
-}
-
 // Apply implements engine.Executor: every write succeeds and changes the test's
 // object, so later steps see it.
 func (w *world) Apply(_ context.Context, writes []actions.Write) []actions.Result {
@@ -373,7 +358,7 @@ func (w *world) Apply(_ context.Context, writes []actions.Write) []actions.Resul
 				continue
 			}
 		}
-		out[i].Applied, out[i].Observed = true, field(&o.obj, wr.Field)
+		out[i].Applied, out[i].Observed = true, actions.FieldValue(&o.obj, wr.Field)
 	}
 	return out
 }
@@ -391,7 +376,7 @@ func (w *world) Reconcile(_ context.Context, intents []state.Intent, _ time.Dura
 			out[i].Reason, out[i].Permanent = "no object "+in.ObjectID+" in the test", true
 			continue
 		}
-		v := field(&o.obj, in.Field)
+		v := actions.FieldValue(&o.obj, in.Field)
 		out[i].Observed = v
 		if v == in.Target {
 			out[i].Applied = true
