@@ -100,10 +100,16 @@ func (e *Engine) savePending(ctx context.Context, g *rules.Group, acct string, s
 			if d.Rule != r {
 				continue
 			}
-			if d.Result == ResultPending {
-				keep = append(keep, pend[d.Object.ID])
-			} else {
-				reset[d.Object.ID] = true // the rule acted (or was stopped at the action stage)
+			switch d.Result {
+			case resultToApply, state.ResultApplied, state.ResultDryRun, state.ResultFailed:
+				reset[d.Object.ID] = true // the rule acts: pending starts over (SPEC 4.1)
+			default:
+				// Still waiting, or held back by a guard (cooldown, pacing, a person,
+				// the kill switch...): the condition still holds and the rule has not
+				// acted, so its for: clock keeps running.
+				if p, ok := pend[d.Object.ID]; ok {
+					keep = append(keep, p)
+				}
 			}
 		}
 		if len(keep) > 0 {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"testing"
 
 	"github.com/rulesd/rulesd/internal/fakegraph"
@@ -174,4 +175,31 @@ func TestForSurvivesRestart(t *testing.T) {
 // retried), so the run cannot read its data.
 func (w *world) failReads() {
 	w.fake.Inject(fakegraph.FaultRule{Account: acctID, Times: -1, Fault: fakegraph.ErrorFault(200, 0)})
+}
+
+// TestForSurvivesGuards: a guard that holds back a due action (here the kill switch)
+// does not restart the for: clock; once released, the rule acts at the next run.
+func TestForSurvivesGuards(t *testing.T) {
+	w := newWorld(t, defaultConfig, forRules)
+	ad := w.ads("x", 1)[0]
+	w.spendToday(ad, 20)
+	ctx := context.Background()
+	w.runOK("g") // pending since t0
+	w.at(mins(30))
+	w.runOK("g")
+	w.check(w.store.EngageKillSwitch(ctx, state.KillSwitch{Reason: "incident", EngagedAt: w.Now()}))
+	w.at(mins(60))
+	if got := w.runOK("g").result("slow-stop", ad); got != state.ResultBlockedGuard {
+		t.Fatalf("due with the kill switch engaged: %q, want blocked_guard", got)
+	}
+	if p, ok := w.pending("g", "slow-stop", ad); !ok || !p.Since.Equal(t0) {
+		t.Fatalf("pending after a blocked action = %+v, %v; want still pending since t0", p, ok)
+	}
+	if _, err := w.store.ReleaseKillSwitch(ctx, state.KillScope{}); err != nil {
+		t.Fatal(err)
+	}
+	w.at(mins(90))
+	if got := w.runOK("g").result("slow-stop", ad); got != state.ResultApplied {
+		t.Errorf("after the release: %q, want applied at once", got)
+	}
 }
