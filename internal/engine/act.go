@@ -21,12 +21,13 @@ import (
 // notifications for every decision.
 func (e *Engine) decideAndAct(ctx context.Context, l *loaded, g *rules.Group, acct config.Account, snap *insights.Snapshot, out *AccountRun) error {
 	at := snap.At
-	decisions, stats, ast, pendings, err := e.Plan(ctx, g, acct, snap, e.opts.DryRun)
+	p, err := e.plan(ctx, g, acct, snap, e.opts.DryRun)
 	if err != nil {
 		return err
 	}
-	out.Decisions, out.Stats = decisions, stats
-	if err := e.savePending(ctx, g, acct.ID, snap, decisions, pendings); err != nil {
+	decisions := p.decisions
+	out.Decisions, out.Stats = decisions, p.stats
+	if err := e.savePending(ctx, g, acct.ID, snap, decisions, p.pendings); err != nil {
 		return err
 	}
 	// The kill switch is checked again right before the write batch.
@@ -79,7 +80,7 @@ func (e *Engine) decideAndAct(ctx context.Context, l *loaded, g *rules.Group, ac
 		// intents must match what reached the API.
 		results = e.opts.Executor.Apply(context.WithoutCancel(ctx), writes)
 	}
-	return e.record(ctx, g, acct, snap, out, decisions, writing, results, at, ast.newHolds)
+	return e.record(ctx, g, acct, snap, out, decisions, writing, results, at, p.state.newHolds)
 }
 
 // savePending stores for: state: matches still waiting are kept, acted or

@@ -181,10 +181,19 @@ func budgetFields(field string) []string {
 	return []string{actions.FieldDailyBudget, actions.FieldLifetimeBudget}
 }
 
-// Plan evaluates a group's rules on a snapshot and applies every guard, without
+// plan is what planning a run decided, and what recording it needs.
+type plan struct {
+	decisions []*Decision
+	stats     map[string]*RuleStats
+	state     *accountState
+	// pendings is the for: state of each rule with for:, by object.
+	pendings map[*rules.Rule]map[string]state.Pending
+}
+
+// plan evaluates a group's rules on a snapshot and applies every guard, without
 // writing anything: the decisions of a run, or of a preview. It reads the store
 // (pending, cooldowns, history) but changes nothing in it.
-func (e *Engine) Plan(ctx context.Context, g *rules.Group, acct config.Account, snap *insights.Snapshot, dry bool) ([]*Decision, map[string]*RuleStats, *accountState, map[*rules.Rule]map[string]state.Pending, error) {
+func (e *Engine) plan(ctx context.Context, g *rules.Group, acct config.Account, snap *insights.Snapshot, dry bool) (*plan, error) {
 	l := e.loaded.Load()
 	cfg := l.cfg
 	at := snap.At
@@ -196,14 +205,14 @@ func (e *Engine) Plan(ctx context.Context, g *rules.Group, acct config.Account, 
 	}
 	ast, err := e.loadState(ctx, acct.ID, ids, at, dry)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("load state for %s: %w", acct.ID, err)
+		return nil, fmt.Errorf("load state for %s: %w", acct.ID, err)
 	}
 	ast.manualTTL = acct.Safety.ManualHold.Std()
 	if ast.manualTTL == 0 {
 		ast.manualTTL = cfg.Safety.ManualHold.Std()
 	}
 	if ast.kill, err = e.opts.Store.KillSwitchesFor(ctx, g.Name, acct.ID); err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("read kill switches: %w", err)
+		return nil, fmt.Errorf("read kill switches: %w", err)
 	}
 	ast.manualWhy = map[objField]string{}
 	for _, t := range snap.Tables {
@@ -244,7 +253,7 @@ func (e *Engine) Plan(ctx context.Context, g *rules.Group, acct config.Account, 
 		if r.For > 0 {
 			ready, pend, err = e.pending(ctx, g, r, acct.ID, t, matched, at, interval)
 			if err != nil {
-				return nil, nil, nil, nil, err
+				return nil, err
 			}
 			pendings[r] = pend
 		}
@@ -256,7 +265,7 @@ func (e *Engine) Plan(ctx context.Context, g *rules.Group, acct config.Account, 
 			}
 			cooldowns, err = e.opts.Store.ActiveCooldowns(ctx, g.Name, r.Name, ruleDry, objIDs, at)
 			if err != nil {
-				return nil, nil, nil, nil, fmt.Errorf("read cooldowns: %w", err)
+				return nil, fmt.Errorf("read cooldowns: %w", err)
 			}
 		}
 		readySet := map[int]bool{}
@@ -292,7 +301,7 @@ func (e *Engine) Plan(ctx context.Context, g *rules.Group, acct config.Account, 
 			d.Result = state.ResultDryRun
 		}
 	}
-	return decisions, stats, ast, pendings, nil
+	return &plan{decisions: decisions, stats: stats, state: ast, pendings: pendings}, nil
 }
 
 // groupInterval estimates the time between a group's runs, for pending lapse and
@@ -486,7 +495,11 @@ func (e *Engine) blastRadius(g *rules.Group, acct config.Account, ds []*Decision
 // Preview plans a group for one account and writes nothing: matches that would act
 // get ResultWouldApply.
 func (e *Engine) Preview(ctx context.Context, g *rules.Group, acct config.Account, snap *insights.Snapshot) ([]*Decision, error) {
-	ds, _, _, _, err := e.Plan(ctx, g, acct, snap, false)
+	p, err := e.plan(ctx, g, acct, snap, false)
+	if err != nil {
+		return nil, err
+	}
+	ds := p.decisions
 	for _, d := range ds {
 		if d.Result == resultToApply {
 			d.Result = ResultWouldApply
