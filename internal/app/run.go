@@ -16,6 +16,7 @@ import (
 
 	"github.com/rulesd/rulesd/internal/actions"
 	"github.com/rulesd/rulesd/internal/config"
+	"github.com/rulesd/rulesd/internal/diag"
 	"github.com/rulesd/rulesd/internal/engine"
 	"github.com/rulesd/rulesd/internal/insights"
 	"github.com/rulesd/rulesd/internal/metrics"
@@ -68,6 +69,13 @@ type Daemon struct {
 	sched    *engine.Scheduler
 	notifier *notify.Dispatcher
 
+	// reloadMu serialises reloads from reading the files to applying them, so that a
+	// reload that read older files (HTTP and a file change at once) never replaces
+	// the configuration a later one applied.
+	reloadMu sync.Mutex
+	// load reads the config and rule files; Load, replaced by tests.
+	load func(configPath string) (*config.Config, *rules.Set, diag.List, error)
+
 	mu       sync.Mutex
 	cfg      *config.Config
 	set      *rules.Set
@@ -86,10 +94,11 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	defer d.close()
 	if opts.Once {
+		defer d.closeWithin(onceDrainTimeout)
 		return d.runOnce(ctx), nil
 	}
+	defer d.close()
 	return true, d.serve(ctx)
 }
 
@@ -111,7 +120,7 @@ func start(ctx context.Context, opts Options) (*Daemon, error) {
 	for _, w := range warns.Warnings() {
 		log.Warn("rule file warning", zap.String("warning", w.String()))
 	}
-	d := &Daemon{opts: opts, log: log, cfg: cfg, set: set, reloadOK: true, reloadAt: opts.Now()}
+	d := &Daemon{opts: opts, log: log, cfg: cfg, set: set, reloadOK: true, reloadAt: opts.Now(), load: Load}
 	d.loadHash = d.contentHash()
 	d.reg = prometheus.NewRegistry()
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -200,8 +209,16 @@ func (d *Daemon) accountLocation(ctx context.Context, acct string) (*time.Locati
 	return a.Location, nil
 }
 
-func (d *Daemon) close() {
-	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+// close closes the notifier (waiting notifyDrainTimeout for queued digests) and the
+// store.
+func (d *Daemon) close() { d.closeWithin(notifyDrainTimeout) }
+
+// onceDrainTimeout bounds the wait for notifications after --once, which has no
+// grace period to fit in.
+const onceDrainTimeout = 10 * time.Second
+
+func (d *Daemon) closeWithin(drain time.Duration) {
+	cctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := d.notifier.Close(cctx); err != nil {
 		d.log.Warn("notifications not all sent at shutdown", zap.Error(err))
@@ -264,10 +281,14 @@ func (d *Daemon) serve(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return d.shutdown(<-srvErr)
+			return d.shutdown(srvErr)
 		case err := <-srvErr:
+			d.stopSchedule()
 			if ctx.Err() != nil { // the server saw ctx end first
-				return d.shutdown(err)
+				if err != nil && !errors.Is(err, context.Canceled) {
+					return err
+				}
+				return nil
 			}
 			return fmt.Errorf("http server: %w", err)
 		case <-d.opts.Reload:
@@ -289,16 +310,34 @@ func (d *Daemon) serve(ctx context.Context) error {
 	}
 }
 
+// Shutdown budget (SPEC 7: exit within Kubernetes' 30 s grace period). The schedule
+// stops at once while the HTTP server drains (server.ShutdownTimeout, 10 s) beside it;
+// then the notifications still queued get what is left.
+const (
+	// schedStopTimeout bounds the wait for the write batches in flight.
+	schedStopTimeout = 20 * time.Second
+	// notifyDrainTimeout bounds the wait for queued notifications at shutdown.
+	notifyDrainTimeout = 5 * time.Second
+)
+
 // shutdown stops the schedule once ctx is done: reads are cancelled, write batches
-// in flight finish (intents stay consistent). srvErr is what the HTTP server returned.
-func (d *Daemon) shutdown(srvErr error) error {
-	sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
-	d.sched.Stop(sctx)
-	cancel()
-	if srvErr != nil && !errors.Is(srvErr, context.Canceled) {
-		return srvErr
+// in flight finish (intents stay consistent). It does so first, while the HTTP server
+// (which sees the same ctx) drains its requests, then waits for the server's result
+// on srvErr.
+func (d *Daemon) shutdown(srvErr <-chan error) error {
+	d.stopSchedule()
+	if err := <-srvErr; err != nil && !errors.Is(err, context.Canceled) {
+		return err
 	}
 	return nil
+}
+
+// stopSchedule stops the scheduler: runs in flight are cancelled and their write
+// batches finish, for at most schedStopTimeout.
+func (d *Daemon) stopSchedule() {
+	sctx, cancel := context.WithTimeout(context.Background(), schedStopTimeout)
+	defer cancel()
+	d.sched.Stop(sctx)
 }
 
 // prune deletes state older than the retention.
@@ -332,7 +371,15 @@ func (d *Daemon) Reload(ctx context.Context) error { return d.reload(ctx, "http"
 
 // reload is Reload; trigger (http, signal, file change) goes to the log.
 func (d *Daemon) reload(ctx context.Context, trigger string) error {
-	cfg, set, warns, err := Load(d.opts.ConfigPath)
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	cfg, set, warns, err := d.load(d.opts.ConfigPath)
+	var notifiers map[string]notify.Notifier
+	if err == nil {
+		// The notifiers are part of the config: a bad webhook_url_file fails the
+		// reload like a bad rule, and keeps the last good notifiers.
+		notifiers, err = buildNotifiers(cfg)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err != nil {
@@ -353,11 +400,14 @@ func (d *Daemon) reload(ctx context.Context, trigger string) error {
 	d.cfg, d.set = cfg, set
 	d.reloadOK, d.reloadEr, d.reloadAt = true, nil, d.opts.Now()
 	d.reader.Update(cfg)
+	d.notifier.Update(notifiers)
 	d.engine.Update(cfg, set)
 	if d.opts.Tick == nil {
 		d.sched.Sync()
 	}
-	d.resetChangedPending(ctx, old, set)
+	// The new rules are live: their reset must happen even when the HTTP client that
+	// asked for the reload has gone away meanwhile.
+	d.resetChangedPending(context.WithoutCancel(ctx), old, set)
 	d.metrics.ReloadSuccessful.Set(1)
 	d.metrics.ReloadSuccessTime.Set(float64(time.Now().Unix()))
 	for _, w := range warns.Warnings() {
