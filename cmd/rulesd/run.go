@@ -59,11 +59,18 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	reload := make(chan struct{}, 1)
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
-		for range hup {
+		for {
 			select {
-			case reload <- struct{}{}:
-			default:
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			case <-done:
+				return
 			}
 		}
 	}()

@@ -76,6 +76,7 @@ type Daemon struct {
 	// load reads the config and rule files; Load, replaced by tests.
 	load func(configPath string) (*config.Config, *rules.Set, diag.List, error)
 
+	killMu   sync.Mutex
 	mu       sync.Mutex
 	cfg      *config.Config
 	set      *rules.Set
@@ -278,6 +279,10 @@ func (d *Daemon) serve(ctx context.Context) error {
 	}
 	housekeeping := time.NewTicker(time.Hour)
 	defer housekeeping.Stop()
+	// Another replica (or a direct store edit) may engage a kill switch: the gauge
+	// follows the store, not only this process's API calls.
+	killRefresh := time.NewTicker(30 * time.Second)
+	defer killRefresh.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -306,6 +311,10 @@ func (d *Daemon) serve(ctx context.Context) error {
 			}
 		case <-housekeeping.C:
 			d.prune(ctx)
+		case <-killRefresh.C:
+			if err := d.updateKillGauge(ctx); err != nil {
+				d.log.Warn("read kill switches", zap.Error(err))
+			}
 		}
 	}
 }
@@ -440,6 +449,9 @@ func (d *Daemon) resetChangedPending(ctx context.Context, old, cur *rules.Set) {
 
 // updateKillGauge sets rulesd_kill_switch_engaged from the store.
 func (d *Daemon) updateKillGauge(ctx context.Context) error {
+	// One update at a time, so that two requests racing cannot leave a stale value.
+	d.killMu.Lock()
+	defer d.killMu.Unlock()
 	ks, err := d.store.ListKillSwitches(ctx)
 	if err != nil {
 		return err
