@@ -175,19 +175,3 @@ func sendBatch(ctx context.Context, tx pgx.Tx, n int, stmt func(i int) (string, 
 	}
 	return br.Close()
 }
-
-// fromNSPtr decodes a nullable nanosecond column scanned into a pointer.
-func fromNSPtr(v *int64) time.Time {
-	if v == nil {
-		return time.Time{}
-	}
-	return time.Unix(0, *v).UTC()
-}
-
-// pgValue scans a Value from its two columns.
-type pgValue struct {
-	num  *int64
-	text *string
-}
-
-func (c *pgValue) value() Value { return valueFromColumns(c.num, c.text) }

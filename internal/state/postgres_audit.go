@@ -41,27 +41,6 @@ func pgAuditArgs(r AuditRecord) ([]any, error) {
 		string(labels), string(vals), r.DryRun}, nil
 }
 
-// scanPgAudit reads one row of auditColumns.
-func scanPgAudit(row pgx.Row) (AuditRecord, error) {
-	var r AuditRecord
-	var t *int64
-	var before, after pgValue
-	var labels, vals string
-	if err := row.Scan(&r.ID, &t, &r.RunID, &r.Group, &r.Rule, &r.AccountID, &r.Level, &r.ObjectID,
-		&r.ObjectName, &r.Kind, &r.Field, &before.num, &before.text, &after.num, &after.text,
-		&r.Result, &r.CappedBy, &r.Error, &labels, &vals, &r.DryRun); err != nil {
-		return r, err
-	}
-	r.Time, r.Before, r.After = fromNSPtr(t), before.value(), after.value()
-	if err := json.Unmarshal([]byte(labels), &r.Labels); err != nil {
-		return r, fmt.Errorf("record %d: labels: %w", r.ID, err)
-	}
-	if err := json.Unmarshal([]byte(vals), &r.Values); err != nil {
-		return r, fmt.Errorf("record %d: values: %w", r.ID, err)
-	}
-	return r, nil
-}
-
 // AppendAudit implements AuditLog.
 func (s *Postgres) AppendAudit(ctx context.Context, records ...AuditRecord) ([]int64, error) {
 	if len(records) == 0 {
@@ -138,20 +117,12 @@ func (s *Postgres) queryAudit(ctx context.Context, query string, args ...any) ([
 		return nil, err
 	}
 	defer rows.Close()
-	var out []AuditRecord
-	for rows.Next() {
-		r, err := scanPgAudit(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return scanAuditRecords(rows)
 }
 
 // GetAudit implements AuditLog.
 func (s *Postgres) GetAudit(ctx context.Context, id int64) (AuditRecord, error) {
-	r, err := scanPgAudit(s.pool.QueryRow(ctx, "SELECT "+auditColumns+" FROM audit WHERE id = $1", id))
+	r, err := scanAudit(s.pool.QueryRow(ctx, "SELECT "+auditColumns+" FROM audit WHERE id = $1", id))
 	if errPgNoRows(err) {
 		return AuditRecord{}, fmt.Errorf("get audit %d: %w", id, ErrNotFound)
 	}

@@ -55,17 +55,7 @@ func (s *Postgres) queryKillSwitches(ctx context.Context, query string, args ...
 		return nil, err
 	}
 	defer rows.Close()
-	var out []KillSwitch
-	for rows.Next() {
-		var k KillSwitch
-		var t *int64
-		if err := rows.Scan(&k.Scope.Group, &k.Scope.AccountID, &k.Reason, &k.By, &t); err != nil {
-			return nil, err
-		}
-		k.EngagedAt = fromNSPtr(t)
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return scanKillSwitches(rows)
 }
 
 // RecordRun implements RunLog.
@@ -94,21 +84,8 @@ func (s *Postgres) LastRuns(ctx context.Context) ([]RunRecord, error) {
 		return nil, fmt.Errorf("last runs: %w", err)
 	}
 	defer rows.Close()
-	var out []RunRecord
-	for rows.Next() {
-		var r RunRecord
-		var sched, start, end *int64
-		var counts string
-		if err := rows.Scan(&r.Group, &r.AccountID, &r.RunID, &sched, &start, &end, &r.Result, &r.Error, &counts); err != nil {
-			return nil, fmt.Errorf("last runs: %w", err)
-		}
-		r.Scheduled, r.Started, r.Ended = fromNSPtr(sched), fromNSPtr(start), fromNSPtr(end)
-		if err := json.Unmarshal([]byte(counts), &r.Counts); err != nil {
-			return nil, fmt.Errorf("last runs: %s/%s counts: %w", r.Group, r.AccountID, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanRunRecords(rows)
+	if err != nil {
 		return nil, fmt.Errorf("last runs: %w", err)
 	}
 	return out, nil

@@ -44,15 +44,7 @@ func (s *Postgres) ActiveCooldowns(ctx context.Context, group, rule string, dryR
 		return nil, fmt.Errorf("active cooldowns %s/%s: %w", group, rule, err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var until *int64
-		if err := rows.Scan(&id, &until); err != nil {
-			return nil, fmt.Errorf("active cooldowns %s/%s: %w", group, rule, err)
-		}
-		out[id] = fromNSPtr(until)
-	}
-	if err := rows.Err(); err != nil {
+	if err := scanCooldowns(rows, out); err != nil {
 		return nil, fmt.Errorf("active cooldowns %s/%s: %w", group, rule, err)
 	}
 	return out, nil
@@ -73,19 +65,8 @@ func (s *Postgres) RecentChanges(ctx context.Context, dryRun bool, accountID str
 		return nil, fmt.Errorf("recent changes %s: %w", accountID, err)
 	}
 	defer rows.Close()
-	var out []Change
-	for rows.Next() {
-		var c Change
-		var t, auditID *int64
-		var before, after pgValue
-		if err := rows.Scan(&c.ID, &t, &c.DryRun, &c.RunID, &c.Group, &c.Rule, &c.AccountID,
-			&c.ObjectID, &c.Field, &before.num, &before.text, &after.num, &after.text, &auditID); err != nil {
-			return nil, fmt.Errorf("recent changes %s: %w", accountID, err)
-		}
-		c.Time, c.Before, c.After, c.AuditID = fromNSPtr(t), before.value(), after.value(), deref(auditID)
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanChanges(rows)
+	if err != nil {
 		return nil, fmt.Errorf("recent changes %s: %w", accountID, err)
 	}
 	return out, nil
@@ -135,19 +116,8 @@ func (s *Postgres) LastWrites(ctx context.Context, dryRun bool, objectIDs []stri
 		return nil, fmt.Errorf("last writes: %w", err)
 	}
 	defer rows.Close()
-	var out []LastWrite
-	for rows.Next() {
-		var w LastWrite
-		var v pgValue
-		var t, auditID *int64
-		if err := rows.Scan(&w.ObjectID, &w.Field, &w.DryRun, &w.AccountID, &v.num, &v.text,
-			&t, &w.Group, &w.Rule, &auditID); err != nil {
-			return nil, fmt.Errorf("last writes: %w", err)
-		}
-		w.Value, w.Time, w.AuditID = v.value(), fromNSPtr(t), deref(auditID)
-		out = append(out, w)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanLastWrites(rows)
+	if err != nil {
 		return nil, fmt.Errorf("last writes: %w", err)
 	}
 	return out, nil
@@ -188,17 +158,8 @@ func (s *Postgres) ActiveHolds(ctx context.Context, dryRun bool, objectIDs []str
 		return nil, fmt.Errorf("active holds: %w", err)
 	}
 	defer rows.Close()
-	var out []Hold
-	for rows.Next() {
-		var h Hold
-		var until *int64
-		if err := rows.Scan(&h.ObjectID, &h.Field, &h.Reason, &h.DryRun, &until); err != nil {
-			return nil, fmt.Errorf("active holds: %w", err)
-		}
-		h.Until = fromNSPtr(until)
-		out = append(out, h)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanHolds(rows)
+	if err != nil {
 		return nil, fmt.Errorf("active holds: %w", err)
 	}
 	return out, nil
@@ -222,12 +183,4 @@ func (s *Postgres) PruneHistory(ctx context.Context, cutoff time.Time) (int64, e
 		return nil
 	})
 	return n, err
-}
-
-// deref returns *p, or 0 for nil (a NULL id).
-func deref(p *int64) int64 {
-	if p == nil {
-		return 0
-	}
-	return *p
 }

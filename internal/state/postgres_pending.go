@@ -42,20 +42,7 @@ func (s *Postgres) queryPending(ctx context.Context, m map[string]Pending, list 
 		return err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var p Pending
-		var since, last *int64
-		if err := rows.Scan(&p.ObjectID, &since, &last); err != nil {
-			return err
-		}
-		p.Since, p.LastEval = fromNSPtr(since), fromNSPtr(last)
-		if m != nil {
-			m[p.ObjectID] = p
-		} else {
-			*list = append(*list, p)
-		}
-	}
-	return rows.Err()
+	return scanPending(rows, m, list)
 }
 
 // PutPending implements PendingStore.

@@ -198,14 +198,6 @@ func unixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// fromNS decodes what ns encoded.
-func fromNS(v sql.NullInt64) time.Time {
-	if !v.Valid {
-		return time.Time{}
-	}
-	return time.Unix(0, v.Int64).UTC()
-}
-
 // jsonIDs encodes ids as a JSON array, to pass a whole list as one parameter to
 // json_each: one statement for any number of objects, with no limit on host
 // parameters and no SQL built from strings.
@@ -220,24 +212,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// valueCols scans a Value from its two columns.
-type valueCols struct {
-	num  sql.NullInt64
-	text sql.NullString
-}
-
-func (c *valueCols) value() Value {
-	var n *int64
-	var t *string
-	if c.num.Valid {
-		n = &c.num.Int64
-	}
-	if c.text.Valid {
-		t = &c.text.String
-	}
-	return valueFromColumns(n, t)
 }
 
 // errRequired reports a missing required field of a record.

@@ -53,27 +53,6 @@ func nonNil[V any](m map[string]V) map[string]V {
 	return m
 }
 
-// scanAudit reads one row of auditColumns.
-func scanAudit(rows interface{ Scan(...any) error }) (AuditRecord, error) {
-	var r AuditRecord
-	var t sql.NullInt64
-	var before, after valueCols
-	var labels, vals string
-	if err := rows.Scan(&r.ID, &t, &r.RunID, &r.Group, &r.Rule, &r.AccountID, &r.Level, &r.ObjectID,
-		&r.ObjectName, &r.Kind, &r.Field, &before.num, &before.text, &after.num, &after.text,
-		&r.Result, &r.CappedBy, &r.Error, &labels, &vals, &r.DryRun); err != nil {
-		return r, err
-	}
-	r.Time, r.Before, r.After = fromNS(t), before.value(), after.value()
-	if err := json.Unmarshal([]byte(labels), &r.Labels); err != nil {
-		return r, fmt.Errorf("record %d: labels: %w", r.ID, err)
-	}
-	if err := json.Unmarshal([]byte(vals), &r.Values); err != nil {
-		return r, fmt.Errorf("record %d: values: %w", r.ID, err)
-	}
-	return r, nil
-}
-
 // AppendAudit implements AuditLog.
 func (s *SQLite) AppendAudit(ctx context.Context, records ...AuditRecord) ([]int64, error) {
 	if len(records) == 0 {
@@ -149,15 +128,7 @@ func (s *SQLite) queryAudit(ctx context.Context, query string, args ...any) ([]A
 		return nil, err
 	}
 	defer rows.Close()
-	var out []AuditRecord
-	for rows.Next() {
-		r, err := scanAudit(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return scanAuditRecords(rows)
 }
 
 // GetAudit implements AuditLog.

@@ -46,15 +46,7 @@ func (s *SQLite) ActiveCooldowns(ctx context.Context, group, rule string, dryRun
 		return nil, fmt.Errorf("active cooldowns %s/%s: %w", group, rule, err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var until sql.NullInt64
-		if err := rows.Scan(&id, &until); err != nil {
-			return nil, fmt.Errorf("active cooldowns %s/%s: %w", group, rule, err)
-		}
-		out[id] = fromNS(until)
-	}
-	if err := rows.Err(); err != nil {
+	if err := scanCooldowns(rows, out); err != nil {
 		return nil, fmt.Errorf("active cooldowns %s/%s: %w", group, rule, err)
 	}
 	return out, nil
@@ -75,19 +67,8 @@ func (s *SQLite) RecentChanges(ctx context.Context, dryRun bool, accountID strin
 		return nil, fmt.Errorf("recent changes %s: %w", accountID, err)
 	}
 	defer rows.Close()
-	var out []Change
-	for rows.Next() {
-		var c Change
-		var t, auditID sql.NullInt64
-		var before, after valueCols
-		if err := rows.Scan(&c.ID, &t, &c.DryRun, &c.RunID, &c.Group, &c.Rule, &c.AccountID,
-			&c.ObjectID, &c.Field, &before.num, &before.text, &after.num, &after.text, &auditID); err != nil {
-			return nil, fmt.Errorf("recent changes %s: %w", accountID, err)
-		}
-		c.Time, c.Before, c.After, c.AuditID = fromNS(t), before.value(), after.value(), auditID.Int64
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanChanges(rows)
+	if err != nil {
 		return nil, fmt.Errorf("recent changes %s: %w", accountID, err)
 	}
 	return out, nil
@@ -140,19 +121,8 @@ func (s *SQLite) LastWrites(ctx context.Context, dryRun bool, objectIDs []string
 		return nil, fmt.Errorf("last writes: %w", err)
 	}
 	defer rows.Close()
-	var out []LastWrite
-	for rows.Next() {
-		var w LastWrite
-		var v valueCols
-		var t, auditID sql.NullInt64
-		if err := rows.Scan(&w.ObjectID, &w.Field, &w.DryRun, &w.AccountID, &v.num, &v.text,
-			&t, &w.Group, &w.Rule, &auditID); err != nil {
-			return nil, fmt.Errorf("last writes: %w", err)
-		}
-		w.Value, w.Time, w.AuditID = v.value(), fromNS(t), auditID.Int64
-		out = append(out, w)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanLastWrites(rows)
+	if err != nil {
 		return nil, fmt.Errorf("last writes: %w", err)
 	}
 	return out, nil
@@ -195,17 +165,8 @@ func (s *SQLite) ActiveHolds(ctx context.Context, dryRun bool, objectIDs []strin
 		return nil, fmt.Errorf("active holds: %w", err)
 	}
 	defer rows.Close()
-	var out []Hold
-	for rows.Next() {
-		var h Hold
-		var until sql.NullInt64
-		if err := rows.Scan(&h.ObjectID, &h.Field, &h.Reason, &h.DryRun, &until); err != nil {
-			return nil, fmt.Errorf("active holds: %w", err)
-		}
-		h.Until = fromNS(until)
-		out = append(out, h)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanHolds(rows)
+	if err != nil {
 		return nil, fmt.Errorf("active holds: %w", err)
 	}
 	return out, nil

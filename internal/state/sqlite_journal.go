@@ -66,20 +66,8 @@ func (s *SQLite) UnfinishedIntents(ctx context.Context, accountID string) ([]Int
 		return nil, fmt.Errorf("unfinished intents: %w", err)
 	}
 	defer rows.Close()
-	var out []Intent
-	for rows.Next() {
-		var in Intent
-		var created sql.NullInt64
-		var before, target valueCols
-		if err := rows.Scan(&in.ID, &created, &in.RunID, &in.Group, &in.Rule, &in.AccountID, &in.Level,
-			&in.ObjectID, &in.ObjectName, &in.Kind, &in.Field, &before.num, &before.text,
-			&target.num, &target.text); err != nil {
-			return nil, fmt.Errorf("unfinished intents: %w", err)
-		}
-		in.Created, in.Before, in.Target = fromNS(created), before.value(), target.value()
-		out = append(out, in)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanIntents(rows)
+	if err != nil {
 		return nil, fmt.Errorf("unfinished intents: %w", err)
 	}
 	return out, nil
