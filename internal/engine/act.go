@@ -373,13 +373,34 @@ func (e *Engine) message(d *Decision) string {
 	}
 	data := map[string]any{"id": d.Object.ID, "name": d.Object.Name, "status": d.Object.Status, "level": d.Rule.Level.String()}
 	for k, v := range d.Values {
-		setPath(data, strings.Split(k, "."), scalarAny(v))
+		setPath(data, valuePath(k), scalarAny(v))
 	}
 	text, err := notify.RenderMessage(d.Rule.Action.Message, data)
 	if err != nil {
 		return fmt.Sprintf("%s matched %s (message template failed: %v)", d.Rule.Name, d.Object.Name, err)
 	}
 	return text
+}
+
+// valuePath splits a value's name into template keys: last_7d.cpa is
+// {{.last_7d.cpa}}, and actions["link_click"] is {{.actions.link_click}}.
+func valuePath(name string) []string {
+	var path []string
+	for name != "" {
+		if rest, ok := strings.CutPrefix(name, `["`); ok { // an action type may hold dots
+			typ, after, _ := strings.Cut(rest, `"]`)
+			path = append(path, typ)
+			name = strings.TrimPrefix(after, ".")
+			continue
+		}
+		i := strings.IndexAny(name, ".[")
+		if i < 0 {
+			return append(path, name)
+		}
+		path = append(path, name[:i])
+		name = strings.TrimPrefix(name[i:], ".")
+	}
+	return path
 }
 
 func setPath(m map[string]any, path []string, v any) {

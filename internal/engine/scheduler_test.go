@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,5 +201,17 @@ groups:
 	ny, _ := time.LoadLocation("America/New_York")
 	if nd := s.Next("daily").In(ny); nd.Hour() != 6 {
 		t.Errorf("daily runs at %s, want 06:00 in the config's zone", nd)
+	}
+}
+
+func TestValuePath(t *testing.T) {
+	for name, want := range map[string]string{
+		"spend": "spend", "last_7d.cpa": "last_7d/cpa", `actions["link_click"]`: "actions/link_click",
+		`today.action_values["offsite_conversion.fb_pixel_purchase"]`: "today/action_values/offsite_conversion.fb_pixel_purchase",
+		"account.vars.target_cpa":                                     "account/vars/target_cpa",
+	} {
+		if got := strings.Join(valuePath(name), "/"); got != want {
+			t.Errorf("valuePath(%q) = %q, want %q", name, got, want)
+		}
 	}
 }
