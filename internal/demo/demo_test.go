@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/rulesd/rulesd/internal/browsertest"
 )
 
 // specMetrics are the metric names of SPEC section 8 (a contract), and the
@@ -194,9 +195,9 @@ func TestDemo(t *testing.T) {
 	})
 
 	t.Run("status page in a headless browser", func(t *testing.T) {
-		browser := findBrowser(t)
-		dir := screenshotDir(t)
-		ctx := browserContext(t, browser)
+		browser := browsertest.Find(t)
+		dir := browsertest.ScreenshotDir(t)
+		ctx := browsertest.Context(t, browser)
 		if err := chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("footer"))); err != nil {
 			t.Fatalf("load / in %s: %v", browser, err)
 		}
@@ -227,68 +228,4 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the demo's status page shows a reload error:\n%s", text)
 		}
 	})
-}
-
-// browserNames are the executables tried, in order (as internal/server's test).
-var browserNames = []string{"chromium", "chromium-browser", "google-chrome"}
-
-// findBrowser returns a Chromium-compatible browser, or skips the test (fails it when
-// RULESD_REQUIRE_BROWSER=1, as CI sets after installing chromium).
-func findBrowser(t *testing.T) string {
-	t.Helper()
-	for _, name := range browserNames {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	msg := "no headless browser: none of " + strings.Join(browserNames, ", ") +
-		" is in PATH (apt-get install chromium; RULESD_REQUIRE_BROWSER=1 makes this a failure)"
-	if os.Getenv("RULESD_REQUIRE_BROWSER") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// screenshotDir is RULESD_SCREENSHOT_DIR, or a temporary directory.
-func screenshotDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("RULESD_SCREENSHOT_DIR")
-	if dir == "" {
-		return t.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// browserContext starts headless Chromium for the test, stopped at its end.
-func browserContext(t *testing.T, browser string) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(browser),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
-	t.Cleanup(func() {
-		cancel()
-		cancelBrowser()
-		cancelAlloc()
-	})
-	return ctx
 }

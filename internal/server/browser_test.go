@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,53 +11,18 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/rulesd/rulesd/internal/browsertest"
 	"github.com/rulesd/rulesd/internal/state"
 )
-
-// browserNames are the executables tried, in order, for the headless browser test.
-var browserNames = []string{"chromium", "chromium-browser", "google-chrome"}
-
-// findBrowser returns the path of a Chromium-compatible browser, or skips the test
-// (fails it when RULESD_REQUIRE_BROWSER=1, as CI sets after installing chromium).
-func findBrowser(t *testing.T) string {
-	t.Helper()
-	required := os.Getenv("RULESD_REQUIRE_BROWSER") == "1"
-	for _, name := range browserNames {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	msg := "no headless browser: none of " + strings.Join(browserNames, ", ") +
-		" is in PATH (apt-get install chromium; RULESD_REQUIRE_BROWSER=1 makes this a failure)"
-	if required {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// screenshotDir is where the screenshots go: RULESD_SCREENSHOT_DIR, or a temporary
-// directory.
-func screenshotDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("RULESD_SCREENSHOT_DIR")
-	if dir == "" {
-		return t.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // TestStatusPageInBrowser loads the status page and a rule page from a running server
 // in headless Chromium, checks the text a person sees and saves screenshots.
 func TestStatusPageInBrowser(t *testing.T) {
-	if testing.Short() && os.Getenv("RULESD_REQUIRE_BROWSER") != "1" {
+	if testing.Short() && !browsertest.Required() {
 		t.Skip("headless browser test skipped in -short mode")
 	}
-	browser := findBrowser(t)
-	dir := screenshotDir(t)
+	browser := browsertest.Find(t)
+	dir := browsertest.ScreenshotDir(t)
 
 	f := newFixture(t, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -76,28 +40,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	})
 	base := "http://" + ln.Addr().String()
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(browser),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
-	defer cancel()
+	ctx := browsertest.Context(t, browser)
 
 	// load navigates to path, waits for the footer (the end of the page), and returns
 	// the page's visible text; it saves a full-page screenshot as name.
